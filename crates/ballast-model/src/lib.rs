@@ -1,0 +1,22 @@
+//! The manifest model: what a user writes in YAML, parsed with source locations and validated as a
+//! whole set before anything acts on it.
+//!
+//! Everything here is pure except [`load_dir`], which reads the manifest files; the types, the
+//! value parsers (ports, volumes, memory sizes) and the validators are tested from tables of cases.
+
+pub mod app;
+mod diagnostic;
+mod loader;
+mod manifest;
+mod path_at;
+pub mod schema;
+mod validate;
+
+pub use app::AppSpec;
+pub use diagnostic::{Diagnostic, Diagnostics, SourcePos};
+pub use loader::{load_dir, manifest_files, parse_source, LoadError, ManifestFile};
+pub use manifest::{
+    spec_hash, DesiredResource, DesiredSet, Document, Kind, Metadata, ResourceKey, ResourceSpec, API_VERSION,
+};
+pub use serde_saphyr::Spanned;
+pub use validate::validate_set;

@@ -1,0 +1,263 @@
+//! Semantic checks: per resource (names, ports, volumes, sizes) and across the whole set
+//! (duplicate identities, references to things that do not exist, dependency cycles, two apps
+//! publishing the same host port).
+
+use std::collections::{BTreeMap, HashMap};
+
+use indexmap::IndexMap;
+use serde_saphyr::Spanned;
+
+use crate::app::{
+    check_network_name, parse_duration, parse_memory, AppSpec, PortMapping, RestartPolicy, VolumeMount,
+    LOCAL_SERVER,
+};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::manifest::{DesiredResource, DesiredSet, Kind, ResourceKey, ResourceSpec};
+
+/// Why a name is not a DNS-1123 label, if it is not.
+pub fn dns1123_problem(name: &str) -> Option<String> {
+    const RULE: &str = "names are DNS-1123 labels: lower-case letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters";
+    if name.is_empty() {
+        return Some(format!("name is empty; {RULE}"));
+    }
+    if name.len() > 63 {
+        return Some(format!("name `{name}` is {} characters long; {RULE}", name.len()));
+    }
+    let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let valid_ends = !name.starts_with('-') && !name.ends_with('-');
+    if valid_chars && valid_ends { None } else { Some(format!("invalid name `{name}`; {RULE}")) }
+}
+
+/// Checks one resource on its own.
+pub(crate) fn check_resource(resource: &DesiredResource) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let name = &resource.metadata.name;
+    if let Some(problem) = dns1123_problem(&name.value) {
+        out.push(resource.diagnostic(&name.referenced, "metadata.name", problem));
+    }
+    match &resource.spec {
+        ResourceSpec::App(app) => check_app(resource, app, &mut out),
+    }
+    out
+}
+
+fn check_each<F>(resource: &DesiredResource, items: &[Spanned<String>], field: &str, out: &mut Vec<Diagnostic>, check: F)
+where
+    F: Fn(&str) -> Result<(), String>,
+{
+    for (i, item) in items.iter().enumerate() {
+        if let Err(problem) = check(&item.value) {
+            out.push(resource.diagnostic(&item.referenced, &format!("{field}[{i}]"), problem));
+        }
+    }
+}
+
+fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic>) {
+    if app.image.value.trim().is_empty() || app.image.value.chars().any(char::is_whitespace) {
+        out.push(resource.diagnostic(
+            &app.image.referenced,
+            "spec.image",
+            format!("`{}` is not an image reference; expected e.g. `nginx:1.27` or `registry.example/app:1.0`", app.image.value),
+        ));
+    }
+    check_each(resource, &app.ports, "spec.ports", out, |p| PortMapping::parse(p).map(|_| ()));
+    check_each(resource, &app.volumes, "spec.volumes", out, |v| VolumeMount::parse(v).map(|_| ()));
+    check_each(resource, &app.networks, "spec.networks", out, check_network_name);
+    if let Some(restart) = &app.restart
+        && let Err(problem) = RestartPolicy::parse(&restart.value)
+    {
+        out.push(resource.diagnostic(&restart.referenced, "spec.restart", problem));
+    }
+    for (key, value) in &app.env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            out.push(resource.diagnostic(
+                &value.referenced,
+                &format!("spec.env.{key}"),
+                format!("invalid environment variable name `{key}`; it must be non-empty and contain no `=`"),
+            ));
+        }
+    }
+    for key in app.labels.keys() {
+        if key.starts_with("ballast.") {
+            out.push(resource.diagnostic(
+                &app.image.referenced,
+                &format!("spec.labels.{key}"),
+                format!("label `{key}` uses the reserved prefix `ballast.`; ballast sets those labels itself"),
+            ));
+        }
+    }
+    if let Some(resources) = &app.resources {
+        if let Some(memory) = &resources.memory
+            && let Err(problem) = parse_memory(&memory.value)
+        {
+            out.push(resource.diagnostic(&memory.referenced, "spec.resources.memory", problem));
+        }
+        if let Some(cpus) = &resources.cpus
+            && !(cpus.value > 0.0 && cpus.value <= 1024.0)
+        {
+            out.push(resource.diagnostic(
+                &cpus.referenced,
+                "spec.resources.cpus",
+                format!("cpus must be a positive number such as 0.5 or 2, not {}", cpus.value),
+            ));
+        }
+    }
+    if let Some(hc) = &app.healthcheck {
+        for (field, value) in [("interval", &hc.interval), ("timeout", &hc.timeout), ("startPeriod", &hc.start_period)] {
+            if let Some(value) = value
+                && let Err(problem) = parse_duration(&value.value)
+            {
+                out.push(resource.diagnostic(&value.referenced, &format!("spec.healthcheck.{field}"), problem));
+            }
+        }
+        if let Err(problem) = hc.test.to_argv() {
+            out.push(resource.diagnostic(&app.image.referenced, "spec.healthcheck.test", problem));
+        }
+    }
+    for (field, command) in [("command", &app.command), ("entrypoint", &app.entrypoint)] {
+        if let Some(command) = command
+            && let Err(problem) = command.to_argv()
+        {
+            out.push(resource.diagnostic(&app.image.referenced, &format!("spec.{field}"), problem));
+        }
+    }
+}
+
+/// Checks the set as a whole and builds it. `diagnostics` carries the problems already found
+/// while parsing, so the caller gets every error in one report.
+pub fn validate_set(resources: Vec<DesiredResource>, mut diagnostics: Diagnostics) -> Result<DesiredSet, Diagnostics> {
+    let mut set: IndexMap<ResourceKey, DesiredResource> = IndexMap::new();
+    for resource in resources {
+        if let Some(first) = set.get(&resource.key) {
+            let name = &resource.metadata.name;
+            let mut d = resource.diagnostic(
+                &name.referenced,
+                "metadata.name",
+                format!("duplicate {}: `{}` is already defined at {}", resource.key.kind, name.value, first.source),
+            );
+            d.related = Some(first.source.clone());
+            diagnostics.push(d);
+            continue;
+        }
+        set.insert(resource.key.clone(), resource);
+    }
+    check_references(&set, &mut diagnostics);
+    check_cycles(&set, &mut diagnostics);
+    check_port_conflicts(&set, &mut diagnostics);
+    if diagnostics.is_empty() {
+        Ok(DesiredSet { resources: set })
+    } else {
+        diagnostics.sort();
+        Err(diagnostics)
+    }
+}
+
+fn check_references(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut Diagnostics) {
+    for resource in set.values() {
+        let ResourceSpec::App(app) = &resource.spec;
+        if app.server.value != LOCAL_SERVER {
+            out.push(resource.diagnostic(
+                &app.server.referenced,
+                "spec.server",
+                format!(
+                    "unknown server `{}`: no Server by that name in the manifests; use `{LOCAL_SERVER}` for this machine's Docker engine",
+                    app.server.value
+                ),
+            ));
+        }
+        for (i, dep) in app.depends_on.iter().enumerate() {
+            let field = format!("spec.dependsOn[{i}]");
+            if dep.value == resource.key.name {
+                out.push(resource.diagnostic(&dep.referenced, &field, "an app cannot depend on itself"));
+            } else if !set.contains_key(&ResourceKey::new(Kind::App, dep.value.clone())) {
+                out.push(resource.diagnostic(
+                    &dep.referenced,
+                    &field,
+                    format!("unknown app `{}`: dependsOn names an App that is not in the manifests", dep.value),
+                ));
+            }
+        }
+    }
+}
+
+/// Reports each dependency cycle once, at the `dependsOn` entry that closes it.
+fn check_cycles(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut Diagnostics) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit(
+        name: &str,
+        set: &IndexMap<ResourceKey, DesiredResource>,
+        marks: &mut HashMap<String, Mark>,
+        trail: &mut Vec<String>,
+        out: &mut Diagnostics,
+    ) {
+        marks.insert(name.to_string(), Mark::Visiting);
+        trail.push(name.to_string());
+        if let Some(resource) = set.get(&ResourceKey::new(Kind::App, name)) {
+            let ResourceSpec::App(app) = &resource.spec;
+            for (i, dep) in app.depends_on.iter().enumerate() {
+                if dep.value == name || !set.contains_key(&ResourceKey::new(Kind::App, dep.value.clone())) {
+                    continue;
+                }
+                match marks.get(&dep.value) {
+                    Some(Mark::Visiting) => {
+                        let start = trail.iter().position(|n| *n == dep.value).unwrap_or(0);
+                        let mut cycle: Vec<&str> = trail[start..].iter().map(String::as_str).collect();
+                        cycle.push(&dep.value);
+                        out.push(resource.diagnostic(
+                            &dep.referenced,
+                            &format!("spec.dependsOn[{i}]"),
+                            format!("dependency cycle: {}", cycle.join(" -> ")),
+                        ));
+                    }
+                    Some(Mark::Done) => {}
+                    None => visit(&dep.value, set, marks, trail, out),
+                }
+            }
+        }
+        trail.pop();
+        marks.insert(name.to_string(), Mark::Done);
+    }
+    let mut marks = HashMap::new();
+    for key in set.keys() {
+        if key.kind == Kind::App && !marks.contains_key(&key.name) {
+            visit(&key.name, set, &mut marks, &mut Vec::new(), out);
+        }
+    }
+}
+
+fn check_port_conflicts(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut Diagnostics) {
+    // (server, protocol, host port) -> first user; an unspecified IP binds every address, so it
+    // clashes with any other binding of the port.
+    let mut seen: BTreeMap<(String, String, u16), (&DesiredResource, usize)> = BTreeMap::new();
+    for resource in set.values() {
+        let ResourceSpec::App(app) = &resource.spec;
+        for (i, port) in app.ports.iter().enumerate() {
+            let Ok(mapping) = PortMapping::parse(&port.value) else { continue };
+            let slot = (app.server.value.clone(), mapping.protocol.to_string(), mapping.host_port);
+            if let Some((first, first_index)) = seen.get(&slot) {
+                let ResourceSpec::App(first_app) = &first.spec;
+                let first_mapping = PortMapping::parse(&first_app.ports[*first_index].value).ok();
+                let clash = match (mapping.host_ip, first_mapping.and_then(|m| m.host_ip)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                if clash {
+                    let first_pos = first.pos_of(&first_app.ports[*first_index].referenced);
+                    let mut d = resource.diagnostic(
+                        &port.referenced,
+                        &format!("spec.ports[{i}]"),
+                        format!("host port {}/{} is already published by {} at {}", mapping.host_port, mapping.protocol, first.key, first_pos),
+                    );
+                    d.related = Some(first_pos);
+                    out.push(d);
+                }
+            } else {
+                seen.insert(slot, (resource, i));
+            }
+        }
+    }
+}

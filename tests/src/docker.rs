@@ -1,0 +1,1 @@
+//! Docker engine for tests.
