@@ -12,7 +12,7 @@ use serde_saphyr::{Location, Spanned};
 use crate::app::AppSpec;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourcePos};
 use crate::manifest::{DesiredResource, Document, Header, Kind, ResourceKey, ResourceSpec, API_VERSION};
-use crate::path_at::path_at;
+use crate::path_at::{locate, path_and_shape_at, Prefer};
 use crate::validate;
 
 /// Kinds in the product's direction that this build does not reconcile yet; named in the error
@@ -124,6 +124,8 @@ fn split_documents(text: &str) -> Vec<RawDocument> {
 pub(crate) struct DocContext {
     pub file: PathBuf,
     pub first_line: u64,
+    /// The document's text, to locate fields that carry no span of their own.
+    pub text: std::sync::Arc<str>,
 }
 
 impl DocContext {
@@ -136,6 +138,24 @@ impl DocContext {
         }
         self.pos(location.line(), location.column())
     }
+    /// A diagnostic about the field at `segments` (keys, or decimal indexes), placed where it
+    /// is written, or at the document start if it cannot be found.
+    pub(crate) fn diag_at_path(&self, segments: &[&str], message: impl Into<String>) -> Diagnostic {
+        let (line, column) = locate(&self.text, segments).unwrap_or((1, 1));
+        let mut field = String::new();
+        for segment in segments {
+            if segment.parse::<usize>().is_ok() {
+                field.push_str(&format!("[{segment}]"));
+            } else {
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(segment);
+            }
+        }
+        Diagnostic { pos: self.pos(line, column), field, message: message.into(), related: None }
+    }
+
     pub(crate) fn diag(&self, location: &Location, field: &str, message: impl Into<String>) -> Diagnostic {
         Diagnostic { pos: self.pos_of(location), field: field.to_string(), message: message.into(), related: None }
     }
@@ -150,14 +170,28 @@ fn yaml_error(ctx: &DocContext, doc: &str, err: &serde_saphyr::Error) -> Diagnos
         None => bare,
     };
     let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-    let mut field = if line == 0 { String::new() } else { path_at(doc, line, column) };
-    if message.starts_with("missing field") {
-        // The location is the mapping's first key; the missing field belongs to the mapping.
-        field = match field.rfind('.') {
-            Some(i) => field[..i].to_string(),
-            None => String::new(),
-        };
+    // An unknown or repeated key is named itself; any other problem (a wrong type, a missing
+    // field) belongs to the value at the location, which may be a mapping starting there.
+    // An empty value (`KEY:` with nothing after) is reported at its key.
+    let at_key = ["unknown field", "duplicate", "invalid type: unit value"];
+    let prefer = if at_key.iter().any(|p| message.starts_with(p)) {
+        Prefer::Inner
+    } else {
+        Prefer::Outer
+    };
+    let (mut field, is_mapping) =
+        if line == 0 { (String::new(), false) } else { path_and_shape_at(doc, line, column, prefer) };
+    let (mut line, mut column) = (line, column);
+    if message.starts_with("missing field") && !is_mapping {
+        // A field missing from the document itself: serde-saphyr points at some top-level key.
+        field.clear();
+        (line, column) = (1, 1);
     }
+    let message = match message.as_str() {
+        "expected sequence start" => "expected a list (a YAML sequence) here".to_string(),
+        "expected mapping start" => "expected a mapping (`key: value` lines) here".to_string(),
+        _ => message,
+    };
     Diagnostic { pos: ctx.pos(line.max(1), column), field, message, related: None }
 }
 
@@ -171,7 +205,7 @@ pub fn parse_source(path: &Path, text: &str) -> (Vec<DesiredResource>, Vec<Diagn
     let mut resources = Vec::new();
     let mut diagnostics = Vec::new();
     for raw in split_documents(text) {
-        let ctx = DocContext { file: path.to_path_buf(), first_line: raw.first_line };
+        let ctx = DocContext { file: path.to_path_buf(), first_line: raw.first_line, text: raw.text.as_str().into() };
         match parse_document(&ctx, &raw.text) {
             Ok(resource) => {
                 diagnostics.extend(validate::check_resource(&resource));

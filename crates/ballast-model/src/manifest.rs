@@ -154,6 +154,12 @@ impl DesiredResource {
     }
 
     /// A diagnostic about one field of this resource, at a location recorded while parsing.
+    /// A diagnostic about a field without a span of its own, by path segments
+    /// (`["spec", "labels", "x"]`; indexes as decimal strings).
+    pub fn diagnostic_at_path(&self, segments: &[&str], message: impl Into<String>) -> crate::Diagnostic {
+        self.doc.diag_at_path(segments, message)
+    }
+
     pub fn diagnostic(&self, location: &serde_saphyr::Location, field: &str, message: impl Into<String>) -> crate::Diagnostic {
         self.doc.diag(location, field, message)
     }

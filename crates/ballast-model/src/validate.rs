@@ -79,9 +79,8 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
     }
     for key in app.labels.keys() {
         if key.starts_with("ballast.") {
-            out.push(resource.diagnostic(
-                &app.image.referenced,
-                &format!("spec.labels.{key}"),
+            out.push(resource.diagnostic_at_path(
+                &["spec", "labels", key],
                 format!("label `{key}` uses the reserved prefix `ballast.`; ballast sets those labels itself"),
             ));
         }
@@ -111,14 +110,14 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
             }
         }
         if let Err(problem) = hc.test.to_argv() {
-            out.push(resource.diagnostic(&app.image.referenced, "spec.healthcheck.test", problem));
+            out.push(resource.diagnostic_at_path(&["spec", "healthcheck", "test"], problem));
         }
     }
     for (field, command) in [("command", &app.command), ("entrypoint", &app.entrypoint)] {
         if let Some(command) = command
             && let Err(problem) = command.to_argv()
         {
-            out.push(resource.diagnostic(&app.image.referenced, &format!("spec.{field}"), problem));
+            out.push(resource.diagnostic_at_path(&["spec", field], problem));
         }
     }
 }

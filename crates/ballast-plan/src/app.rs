@@ -144,3 +144,97 @@ pub fn plan_app(
         }
     }
 }
+
+/// The document a diff shows for a desired app: kind, name and spec, with `state` always
+/// written so a stopped container reads as a change of that one field.
+pub fn desired_document(name: &str, spec: &ballast_model::AppSpec) -> serde_json::Value {
+    let mut spec_json = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = spec_json.as_object_mut() {
+        o.insert("state".into(), serde_json::Value::String(spec.state.to_string()));
+    }
+    document("App", name, spec_json)
+}
+
+/// The document a diff shows for a live container: the spec it was created from (its label)
+/// with `state` replaced by what the engine reports.
+pub fn live_document(live: &ObservedApp) -> serde_json::Value {
+    let mut spec_json = live.applied_spec().unwrap_or_else(|| serde_json::json!({"image": live.image}));
+    if let Some(o) = spec_json.as_object_mut() {
+        let state = if live.is_running() { "running" } else { "stopped" };
+        o.insert("state".into(), serde_json::Value::String(state.into()));
+    }
+    let name = live.labels.get(labels::APP).cloned().unwrap_or_else(|| live.name.clone());
+    document("App", &name, spec_json)
+}
+
+fn document(kind: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": ballast_model::API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Action;
+    use ballast_model::AppSpec;
+
+    fn spec(yaml: &str) -> AppSpec {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn live(state: &str, hash: Option<&str>) -> ObservedApp {
+        let mut labels = BTreeMap::new();
+        if let Some(h) = hash {
+            labels.insert(labels::SPEC_HASH.to_string(), h.to_string());
+        }
+        ObservedApp {
+            container_id: "c1".into(),
+            name: "web".into(),
+            image: "img:1".into(),
+            image_id: "sha256:1".into(),
+            state: state.into(),
+            status: String::new(),
+            ports: vec![],
+            labels,
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn table_of_app_plans() {
+        let running = spec("image: img:1\n");
+        let stopped = spec("image: img:1\nstate: stopped\n");
+        let networked = spec("image: img:1\nnetworks: [front]\n");
+        let want = |s: &'static AppSpec, hash: &'static str| Some(DesiredApp { spec: s, hash });
+        // Leak the specs so the table can hold plain references.
+        let running: &'static AppSpec = Box::leak(Box::new(running));
+        let stopped: &'static AppSpec = Box::leak(Box::new(stopped));
+        let networked: &'static AppSpec = Box::leak(Box::new(networked));
+        use AppStep::*;
+        let rm = || RemoveContainer { container_id: "c1".into() };
+        let cases: Vec<(&str, Option<DesiredApp>, Option<ObservedApp>, bool, Action, Vec<AppStep>)> = vec![
+            ("absent both", None, None, false, Action::NoOp, vec![]),
+            ("create running", want(running, "h"), None, false, Action::Create, vec![EnsureImage, CreateContainer, StartContainer]),
+            ("create stopped", want(stopped, "h"), None, false, Action::Create, vec![EnsureImage, CreateContainer]),
+            ("create with network", want(networked, "h"), None, false, Action::Create, vec![EnsureImage, EnsureNetworks, CreateContainer, StartContainer]),
+            ("in sync", want(running, "h"), Some(live("running", Some("h"))), false, Action::NoOp, vec![]),
+            ("stopped by hand", want(running, "h"), Some(live("exited", Some("h"))), false, Action::Update, vec![StartContainer]),
+            ("created, never started", want(running, "h"), Some(live("created", Some("h"))), false, Action::Update, vec![StartContainer]),
+            ("want stopped", want(stopped, "h"), Some(live("running", Some("h"))), false, Action::Update, vec![StopContainer]),
+            ("stopped and in sync", want(stopped, "h"), Some(live("exited", Some("h"))), false, Action::NoOp, vec![]),
+            ("spec changed", want(running, "h2"), Some(live("running", Some("h"))), false, Action::Replace, vec![EnsureImage, rm(), CreateContainer, StartContainer]),
+            ("no hash label", want(running, "h"), Some(live("running", None)), false, Action::Replace, vec![EnsureImage, rm(), CreateContainer, StartContainer]),
+            ("removed, no prune", None, Some(live("running", Some("h"))), false, Action::NoOp, vec![]),
+            ("removed, prune", None, Some(live("running", Some("h"))), true, Action::Delete, vec![rm()]),
+        ];
+        for (name, desired, observed, prune, action, steps) in cases {
+            let (got_action, _reasons, got_steps) = plan_app(desired, observed.as_ref(), prune);
+            assert_eq!(got_action, action, "{name}");
+            assert_eq!(got_steps, steps, "{name}");
+        }
+    }
+}

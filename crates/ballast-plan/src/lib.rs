@@ -5,9 +5,11 @@
 pub mod app;
 pub mod render;
 
-pub use app::{plan_app, AppStep, ObservedApp};
+pub use app::{plan_app, AppStep, DesiredApp, ObservedApp};
 
-use ballast_model::ResourceKey;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ballast_model::{DesiredSet, Kind, ResourceKey, ResourceSpec};
 use serde::Serialize;
 
 /// What a plan does to one resource, in Terraform's vocabulary.
@@ -52,6 +54,9 @@ pub struct ResourcePlan {
     /// Why: one short sentence per difference found (`image changed`, `container stopped by hand`).
     pub reasons: Vec<String>,
     pub steps: Vec<AppStep>,
+    /// Resources of this plan that must be applied before this one (from `dependsOn`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ResourceKey>,
     /// The live (last applied) document, as YAML text; empty for a create.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub before: String,
@@ -105,4 +110,79 @@ impl std::fmt::Display for Summary {
             self.add, self.change, self.replace, self.delete
         )
     }
+}
+
+/// Renders a JSON document as YAML text for diffs.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    serde_saphyr::to_string(value).unwrap_or_else(|e| format!("# cannot render as YAML: {e}\n"))
+}
+
+/// Plans the whole set. `hashes` holds each desired resource's effective hash (its spec hash
+/// combined with the versions of the secrets it uses); `observed` is keyed by app name.
+/// `targets`, when not empty, limits the plan to those resources. Resources come out in an
+/// order that respects `dependsOn`, deletions last.
+pub fn plan_set(
+    desired: &DesiredSet,
+    hashes: &HashMap<ResourceKey, String>,
+    observed: &BTreeMap<String, ObservedApp>,
+    prune: bool,
+    targets: &[ResourceKey],
+) -> Plan {
+    let wanted = |key: &ResourceKey| targets.is_empty() || targets.contains(key);
+    let mut resources = Vec::new();
+    for resource in dependency_order(desired) {
+        if !wanted(&resource.key) {
+            continue;
+        }
+        let ResourceSpec::App(spec) = &resource.spec;
+        let hash = hashes.get(&resource.key).map(String::as_str).unwrap_or_default();
+        let live = observed.get(&resource.key.name);
+        let (action, reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
+        let after = to_yaml(&app::desired_document(&resource.key.name, spec));
+        let before = live.map(|l| to_yaml(&app::live_document(l))).unwrap_or_default();
+        let depends_on = spec
+            .depends_on
+            .iter()
+            .map(|d| ResourceKey::new(Kind::App, d.value.clone()))
+            .filter(|k| wanted(k))
+            .collect();
+        resources.push(ResourcePlan { key: resource.key.clone(), action, reasons, steps, depends_on, before, after });
+    }
+    for (name, live) in observed {
+        let key = ResourceKey::new(Kind::App, name.clone());
+        if desired.get(&key).is_some() || !wanted(&key) {
+            continue;
+        }
+        let (action, reasons, steps) = plan_app(None, Some(live), prune);
+        let before = to_yaml(&app::live_document(live));
+        resources.push(ResourcePlan { key, action, reasons, steps, depends_on: vec![], before, after: String::new() });
+    }
+    Plan { resources }
+}
+
+/// Desired resources with every app after the apps it depends on; otherwise in manifest order.
+/// The set was validated, so there is no cycle; a leftover (impossible) cycle is appended as is.
+pub fn dependency_order(desired: &DesiredSet) -> Vec<&ballast_model::DesiredResource> {
+    let mut placed: HashSet<&ResourceKey> = HashSet::new();
+    let mut ordered = Vec::with_capacity(desired.len());
+    let mut remaining: Vec<_> = desired.iter().collect();
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        remaining.retain(|r| {
+            let ResourceSpec::App(spec) = &r.spec;
+            let ready = spec.depends_on.iter().all(|d| {
+                let key = ResourceKey::new(Kind::App, d.value.clone());
+                placed.contains(&key) || desired.get(&key).is_none()
+            });
+            if ready {
+                placed.insert(&r.key);
+                ordered.push(*r);
+            }
+            !ready
+        });
+        if remaining.len() == before {
+            ordered.append(&mut remaining);
+        }
+    }
+    ordered
 }
