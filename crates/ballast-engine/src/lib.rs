@@ -1,1 +1,441 @@
-//! placeholder
+//! The apply engine: turns a validated desired set into a plan against what the engine reports,
+//! and carries the plan out: tasks and snapshots written as it goes, apps started in `dependsOn`
+//! order with bounded parallelism, one audit entry per apply.
+//!
+//! It owns no SQL (the store does) and no Docker calls (the Docker controller does); it decides
+//! the order of things and what is recorded about them.
+
+mod git;
+mod secrets;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ballast_docker::{DockerEngine, DockerError, ResolvedApp};
+use ballast_model::{DesiredSet, Diagnostics, Kind, ResourceKey, ResourceSpec};
+use ballast_plan::{plan_set, Action, AppStep, ObservedApp, Plan, ResourcePlan};
+use ballast_store::{ChangeType, DesiredRecord, Store, StoreError};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{watch, Semaphore};
+
+pub use git::{source_info, GitSource};
+pub use secrets::SecretError as EngineSecretError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot reach the Docker engine: {0}")]
+    Docker(#[source] DockerError),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error("recorded observed state of {key} is not readable ({source}); run `ballast diff --refresh`")]
+    CorruptObserved { key: ResourceKey, source: serde_json::Error },
+}
+
+/// What to plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Observe the engine now instead of planning against the state recorded at the last apply.
+    pub refresh: bool,
+    /// Delete what left the manifests (only what ballast created).
+    pub prune: bool,
+    /// Limit the plan to these resources.
+    pub targets: Vec<ResourceKey>,
+}
+
+/// A plan with what it was computed from, ready to show and to apply.
+pub struct Prepared {
+    pub plan: Plan,
+    set: DesiredSet,
+    hashes: HashMap<ResourceKey, String>,
+    observed: BTreeMap<String, ObservedApp>,
+    /// Whether `observed` came from the engine just now.
+    live: bool,
+}
+
+impl Prepared {
+    pub fn set(&self) -> &DesiredSet {
+        &self.set
+    }
+}
+
+/// Hears about progress while a plan is applied (a progress bar, log lines, nothing).
+pub trait Reporter: Sync {
+    fn started(&self, key: &ResourceKey, action: Action);
+    fn step(&self, key: &ResourceKey, message: &str);
+    fn finished(&self, key: &ResourceKey, outcome: &Result<(), String>);
+}
+
+/// A reporter that reports nothing.
+pub struct Silent;
+impl Reporter for Silent {
+    fn started(&self, _: &ResourceKey, _: Action) {}
+    fn step(&self, _: &ResourceKey, _: &str) {}
+    fn finished(&self, _: &ResourceKey, _: &Result<(), String>) {}
+}
+
+/// The outcome of an apply, per resource.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ApplyReport {
+    pub succeeded: Vec<(ResourceKey, Action)>,
+    pub failed: Vec<(ResourceKey, String)>,
+    /// Tasks found `running` from an earlier apply that ended abruptly, now marked interrupted.
+    pub interrupted: usize,
+}
+
+impl ApplyReport {
+    pub fn is_success(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+pub struct Engine {
+    store: Store,
+    key_file: PathBuf,
+    docker: tokio::sync::OnceCell<DockerEngine>,
+    /// Loaded the first time a secret is needed, so apps without secrets need no key file.
+    key: tokio::sync::OnceCell<ballast_secrets::SecretKey>,
+    parallelism: usize,
+}
+
+impl Engine {
+    pub fn new(store: Store, key_file: PathBuf) -> Self {
+        Engine { store, key_file, docker: tokio::sync::OnceCell::new(), key: tokio::sync::OnceCell::new(), parallelism: 8 }
+    }
+
+    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+        self.parallelism = parallelism.max(1);
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn key_file(&self) -> &Path {
+        &self.key_file
+    }
+
+    async fn docker(&self) -> Result<&DockerEngine, EngineError> {
+        self.docker
+            .get_or_try_init(|| async { DockerEngine::connect(self.store.instance_id()) })
+            .await
+            .map_err(EngineError::Docker)
+    }
+
+    /// Observes the engine: one container list call.
+    pub async fn observe(&self) -> Result<BTreeMap<String, ObservedApp>, EngineError> {
+        self.docker().await?.observe_apps().await.map_err(EngineError::Docker)
+    }
+
+    /// What the store recorded at the last observation.
+    pub async fn recorded_observed(&self) -> Result<BTreeMap<String, ObservedApp>, EngineError> {
+        let mut out = BTreeMap::new();
+        for row in self.store.list_observed(Kind::App.as_str()).await? {
+            let app: ObservedApp = serde_json::from_value(row.state.clone()).map_err(|source| {
+                EngineError::CorruptObserved { key: ResourceKey::new(Kind::App, row.name.clone()), source }
+            })?;
+            out.insert(row.name.clone(), app);
+        }
+        Ok(out)
+    }
+
+    /// Plans `set`. Reads the store and, with `refresh`, the engine; writes nothing.
+    pub async fn plan(&self, set: DesiredSet, options: &PlanOptions) -> Result<Prepared, EngineError> {
+        let versions = secrets::check_refs(&self.store, &set).await?;
+        let hashes = effective_hashes(&set, &versions);
+        let observed = if options.refresh { self.observe().await? } else { self.recorded_observed().await? };
+        let plan = plan_set(&set, &hashes, &observed, options.prune, &options.targets);
+        Ok(Prepared { plan, set, hashes, observed, live: options.refresh })
+    }
+
+    /// Applies a prepared plan. The plan should come from [`Engine::plan`] with `refresh`; if it
+    /// did not, the engine is observed again and the plan recomputed so nothing acts on stale
+    /// state.
+    pub async fn apply(
+        &self,
+        mut prepared: Prepared,
+        options: &PlanOptions,
+        source: &GitSource,
+        reporter: &dyn Reporter,
+    ) -> Result<ApplyReport, EngineError> {
+        if !prepared.live {
+            prepared.observed = self.observe().await?;
+            prepared.plan = plan_set(&prepared.set, &prepared.hashes, &prepared.observed, options.prune, &options.targets);
+            prepared.live = true;
+        }
+        let mut report = ApplyReport { interrupted: self.recover_interrupted(&prepared.observed).await?, ..Default::default() };
+
+        self.record_desired(&prepared.set, source).await?;
+        self.record_observations(&prepared.observed, &HashSet::new()).await?;
+
+        let changes: Vec<&ResourcePlan> = prepared.plan.changes().collect();
+        if !changes.is_empty() {
+            self.execute(&prepared, &changes, reporter, &mut report).await;
+            let created: HashSet<String> = report
+                .succeeded
+                .iter()
+                .filter(|(_, a)| matches!(a, Action::Create | Action::Replace))
+                .map(|(k, _)| k.name.clone())
+                .collect();
+            let after = self.observe().await?;
+            self.record_observations(&after, &created).await?;
+            for (key, action) in &report.succeeded {
+                if *action == Action::Delete {
+                    self.store.forget_desired(key.kind.as_str(), &key.name).await?;
+                }
+            }
+        }
+        let summary = summary_line(&report);
+        self.store
+            .append_audit(&actor(), "apply", &summary, source.commit.as_deref())
+            .await?;
+        Ok(report)
+    }
+
+    /// Tasks left `running` by a process that died are re-examined, never replayed: the plan
+    /// just computed from live observation already says what is left to do.
+    async fn recover_interrupted(&self, observed: &BTreeMap<String, ObservedApp>) -> Result<usize, EngineError> {
+        let stuck = self.store.running_tasks().await?;
+        for task in &stuck {
+            let found = match observed.get(&task.name) {
+                Some(app) => format!("container {} is {}", short_id(&app.container_id), app.state),
+                None => "no container".to_string(),
+            };
+            let note = format!(
+                "interrupted: the process running this task ended before it finished; re-examined by observing the engine ({found}) and planned again from there"
+            );
+            self.store.mark_interrupted(&task.id, &note).await?;
+        }
+        Ok(stuck.len())
+    }
+
+    async fn record_desired(&self, set: &DesiredSet, source: &GitSource) -> Result<(), EngineError> {
+        let items: Vec<DesiredRecord> = set
+            .iter()
+            .map(|r| DesiredRecord {
+                kind: r.key.kind.as_str().to_string(),
+                name: r.key.name.clone(),
+                spec: r.document_json(),
+                spec_hash: r.spec_hash(),
+                source_file: r.source.file.display().to_string(),
+                source_line: r.source.line as i64,
+            })
+            .collect();
+        let info = ballast_store::SourceInfo { git_commit: source.commit.clone(), git_dirty: source.dirty };
+        self.store.record_desired(&items, &info).await?;
+        Ok(())
+    }
+
+    /// Records what the engine reported: a snapshot per change, the containers table, and a
+    /// `deleted` snapshot for apps that disappeared. `created` names apps this run created.
+    async fn record_observations(
+        &self,
+        observed: &BTreeMap<String, ObservedApp>,
+        created: &HashSet<String>,
+    ) -> Result<(), EngineError> {
+        let kind = Kind::App.as_str();
+        let recorded: HashSet<String> =
+            self.store.list_observed(kind).await?.into_iter().map(|row| row.name).collect();
+        let (fresh, seen): (Vec<_>, Vec<_>) = observed
+            .iter()
+            .map(|(name, app)| (name.clone(), serde_json::to_value(app).unwrap_or_default()))
+            .partition(|(name, _)| created.contains(name));
+        self.store.record_observed_many(kind, &fresh, ChangeType::Created).await?;
+        self.store.record_observed_many(kind, &seen, ChangeType::Discovered).await?;
+        for gone in recorded.iter().filter(|name| !observed.contains_key(*name)) {
+            self.store.record_gone(kind, gone).await?;
+        }
+        let rows: Vec<ballast_store::ContainerRecord> = observed
+            .values()
+            .map(|app| ballast_store::ContainerRecord {
+                id: app.container_id.clone(),
+                server: ballast_model::app::LOCAL_SERVER.to_string(),
+                name: app.name.clone(),
+                image: app.image.clone(),
+                ports: serde_json::to_value(&app.ports).unwrap_or_default(),
+                state: app.state.clone(),
+                status: app.status.clone(),
+                labels: serde_json::to_value(&app.labels).unwrap_or_default(),
+                app: app.labels.get(ballast_plan::app::labels::APP).cloned(),
+            })
+            .collect();
+        self.store.replace_containers(ballast_model::app::LOCAL_SERVER, &rows).await?;
+        Ok(())
+    }
+
+    /// Runs every changed resource once its dependencies are done, at most `parallelism` at once.
+    async fn execute(
+        &self,
+        prepared: &Prepared,
+        changes: &[&ResourcePlan],
+        reporter: &dyn Reporter,
+        report: &mut ApplyReport,
+    ) {
+        let mut done: HashMap<ResourceKey, (watch::Sender<Option<bool>>, watch::Receiver<Option<bool>>)> =
+            changes.iter().map(|r| (r.key.clone(), watch::channel(None))).collect();
+        let receivers: HashMap<ResourceKey, watch::Receiver<Option<bool>>> =
+            done.iter().map(|(k, (_, rx))| (k.clone(), rx.clone())).collect();
+        let limit = Semaphore::new(self.parallelism);
+        let mut running = FuturesUnordered::new();
+        for resource in changes {
+            let (sender, _) = done.remove(&resource.key).expect("a channel per change");
+            let deps: Vec<(ResourceKey, watch::Receiver<Option<bool>>)> = resource
+                .depends_on
+                .iter()
+                .filter_map(|d| receivers.get(d).map(|rx| (d.clone(), rx.clone())))
+                .collect();
+            let limit = &limit;
+            running.push(async move {
+                let mut blocked = None;
+                for (dep, mut rx) in deps {
+                    let ok = match rx.wait_for(Option::is_some).await {
+                        Ok(v) => v.unwrap_or(false),
+                        Err(_) => false,
+                    };
+                    if !ok {
+                        blocked = Some(dep);
+                        break;
+                    }
+                }
+                let outcome = match blocked {
+                    Some(dep) => {
+                        let message = format!("not started: its dependency {dep} failed");
+                        self.record_skipped(resource, &message).await;
+                        reporter.finished(&resource.key, &Err(message.clone()));
+                        Err(message)
+                    }
+                    None => {
+                        let _permit = limit.acquire().await;
+                        self.run_resource(prepared, resource, reporter).await
+                    }
+                };
+                let _ = sender.send(Some(outcome.is_ok()));
+                (resource.key.clone(), resource.action, outcome)
+            });
+        }
+        while let Some((key, action, outcome)) = running.next().await {
+            match outcome {
+                Ok(()) => report.succeeded.push((key, action)),
+                Err(e) => report.failed.push((key, e)),
+            }
+        }
+        report.succeeded.sort();
+        report.failed.sort();
+    }
+
+    async fn record_skipped(&self, resource: &ResourcePlan, message: &str) {
+        let kind = resource.key.kind.as_str();
+        if let Ok(id) = self.store.create_task(kind, &resource.key.name, resource.action.verb()).await {
+            let _ = self.store.finish_task(&id, Err(message.to_string())).await;
+        }
+    }
+
+    /// One resource's action as one task: pending, running, then succeeded or failed with the
+    /// steps' log.
+    async fn run_resource(&self, prepared: &Prepared, resource: &ResourcePlan, reporter: &dyn Reporter) -> Result<(), String> {
+        let key = &resource.key;
+        let kind = key.kind.as_str();
+        reporter.started(key, resource.action);
+        let task = self.store.create_task(kind, &key.name, resource.action.verb()).await.map_err(|e| e.to_string())?;
+        self.store.start_task(&task).await.map_err(|e| e.to_string())?;
+        let outcome = self.run_steps(prepared, resource, &task, reporter).await;
+        let recorded = self.store.finish_task(&task, outcome.clone()).await;
+        reporter.finished(key, &outcome);
+        recorded.map_err(|e| e.to_string())?;
+        outcome
+    }
+
+    async fn run_steps(
+        &self,
+        prepared: &Prepared,
+        resource: &ResourcePlan,
+        task: &ballast_store::TaskId,
+        reporter: &dyn Reporter,
+    ) -> Result<(), String> {
+        let key = &resource.key;
+        let app = match prepared.set.get(key) {
+            Some(desired) => {
+                let ResourceSpec::App(spec) = &desired.spec;
+                let env = secrets::resolve_env(&self.store, &self.key, &self.key_file, spec).await.map_err(|e| e.to_string())?;
+                let hash = prepared.hashes.get(key).cloned().unwrap_or_default();
+                Some(ResolvedApp::new(key.name.clone(), spec.clone(), hash, env))
+            }
+            None => None,
+        };
+        let docker = self.docker().await.map_err(|e| e.to_string())?;
+        for step in &resource.steps {
+            let mut log = Vec::new();
+            let result = match (&app, step) {
+                (Some(app), step) => docker.run_step(app, step, &mut log).await,
+                (None, AppStep::RemoveContainer { container_id }) => docker.remove_container(&key.name, container_id, &mut log).await,
+                (None, other) => {
+                    log.push(format!("skipped {other:?}: the app is no longer in the manifests"));
+                    Ok(())
+                }
+            };
+            for line in &log {
+                reporter.step(key, line);
+                let _ = self.store.append_task_log(task, line).await;
+            }
+            if let Err(e) = result {
+                let message = e.to_string();
+                let _ = self.store.append_task_log(task, &format!("error: {message}")).await;
+                return Err(message);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each resource's spec hash, combined with the versions of the secrets it uses so that
+/// `ballast secret set` of a value an app uses recreates that app.
+fn effective_hashes(set: &DesiredSet, versions: &HashMap<String, String>) -> HashMap<ResourceKey, String> {
+    set.iter()
+        .map(|r| {
+            let ResourceSpec::App(spec) = &r.spec;
+            let mut used: Vec<(&str, &str)> = spec
+                .secret_refs()
+                .map(|name| (name, versions.get(name).map(String::as_str).unwrap_or("")))
+                .collect();
+            used.sort();
+            used.dedup();
+            let hash = if used.is_empty() {
+                r.spec_hash()
+            } else {
+                ballast_model::spec_hash(&serde_json::json!({"spec": r.spec_hash(), "secrets": used}))
+            };
+            (r.key.clone(), hash)
+        })
+        .collect()
+}
+
+fn summary_line(report: &ApplyReport) -> String {
+    let count = |action: Action| report.succeeded.iter().filter(|(_, a)| *a == action).count();
+    format!(
+        "{} created, {} updated, {} replaced, {} deleted, {} failed",
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::Replace),
+        count(Action::Delete),
+        report.failed.len()
+    )
+}
+
+/// The OS user running ballast, for the audit log.
+pub fn actor() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Shared handle for callers that need the engine from several tasks.
+pub type SharedEngine = Arc<Engine>;

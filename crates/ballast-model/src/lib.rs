@@ -10,7 +10,7 @@ mod loader;
 mod manifest;
 mod path_at;
 pub mod schema;
-mod validate;
+pub mod validate;
 
 pub use app::AppSpec;
 pub use diagnostic::{Diagnostic, Diagnostics, SourcePos};

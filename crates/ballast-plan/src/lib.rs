@@ -137,7 +137,14 @@ pub fn plan_set(
         let ResourceSpec::App(spec) = &resource.spec;
         let hash = hashes.get(&resource.key).map(String::as_str).unwrap_or_default();
         let live = observed.get(&resource.key.name);
-        let (action, reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
+        let (action, mut reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
+        if action == Action::Replace
+            && let Some(applied) = live.and_then(ObservedApp::applied_spec)
+            && serde_json::to_value(spec).ok().as_ref() == Some(&applied)
+        {
+            // Same spec, different hash: only the secrets' versions enter the hash besides it.
+            reasons = vec!["a secret it uses was changed".into()];
+        }
         let after = to_yaml(&app::desired_document(&resource.key.name, spec));
         let before = live.map(|l| to_yaml(&app::live_document(l))).unwrap_or_default();
         let depends_on = spec

@@ -1,0 +1,102 @@
+//! One function per subcommand. Each returns the exit code it wants; errors are printed at the
+//! edge with their whole chain of causes.
+
+mod plan;
+mod secret;
+mod show;
+
+use std::process::ExitCode;
+
+use ballast_model::{load_dir, DesiredSet, LoadError};
+
+use crate::context::{Context, DEFAULT_STATE_DIR};
+use crate::{Cli, Command, Output};
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let ctx = Context::new(cli.global);
+    // kubectl diff's convention: 0 same, 1 different, 2 trouble.
+    let error_code = if matches!(cli.command, Command::Diff { .. }) { 2 } else { 1 };
+    let result = match cli.command {
+        Command::Init => init(&ctx).await,
+        Command::Validate => validate(&ctx),
+        Command::Schema => schema(),
+        Command::Diff { refresh, prune, targets } => plan::diff(&ctx, refresh, prune, &targets).await,
+        Command::Apply { prune, dry_run, yes, targets, parallelism } => {
+            plan::apply(&ctx, plan::ApplyFlags { prune, dry_run, yes, parallelism }, &targets).await
+        }
+        Command::Get { kind, name } => show::get(&ctx, &kind, name.as_deref()).await,
+        Command::Describe { resource } => show::describe(&ctx, &resource).await,
+        Command::History { resource } => show::history(&ctx, &resource).await,
+        Command::Tasks { failed, limit } => show::tasks(&ctx, failed, limit).await,
+        Command::Audit { limit } => show::audit(&ctx, limit).await,
+        Command::Secret(command) => secret::run(&ctx, command).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(error_code)
+        }
+    }
+}
+
+/// Loads and validates the manifests; invalid manifests become one error listing every problem.
+pub fn load(ctx: &Context) -> anyhow::Result<DesiredSet> {
+    match load_dir(&ctx.global.file) {
+        Ok(set) => Ok(set),
+        Err(LoadError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => Err(anyhow::anyhow!(
+            "manifest path {} does not exist; pass the manifest directory with -f DIR",
+            path.display()
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(DEFAULT_STATE_DIR)?;
+    let key_file = ctx.key_file();
+    let existed = key_file.exists();
+    ballast_secrets::SecretKey::load_or_create(&key_file)?;
+    let store = ctx.store().await?;
+    println!("database: {} ({}, instance {})", ctx.database_url(), store.backend_name(), store.instance_id());
+    println!("key file: {} ({})", key_file.display(), if existed { "kept" } else { "created, mode 0600" });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
+    match load_dir(&ctx.global.file) {
+        Ok(set) => {
+            if ctx.global.output == Some(Output::Json) {
+                println!("{}", serde_json::json!({"valid": true, "resources": set.len(), "errors": []}));
+            } else {
+                println!("{} resource(s) in {} are valid", set.len(), ctx.global.file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(LoadError::Invalid(diagnostics)) => {
+            if ctx.global.output == Some(Output::Json) {
+                println!("{}", serde_json::json!({"valid": false, "errors": diagnostics}));
+            } else {
+                eprintln!("{diagnostics}");
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn schema() -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(&ballast_model::schema::manifest_schema())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--target` values.
+pub fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<ballast_model::ResourceKey>> {
+    targets
+        .iter()
+        .map(|t| t.parse().map_err(|e: String| anyhow::anyhow!("--target {t}: {e}")))
+        .collect()
+}

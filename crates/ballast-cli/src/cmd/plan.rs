@@ -1,0 +1,104 @@
+//! `diff` and `apply`: the same loader and planner; apply then carries the plan out.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::bail;
+use ballast_engine::{source_info, PlanOptions};
+use ballast_plan::render::render_plan;
+
+use super::{load, parse_targets};
+use crate::context::Context;
+use crate::progress::Progress;
+use crate::Output;
+
+pub async fn diff(ctx: &Context, refresh: bool, prune: bool, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let set = load(ctx)?;
+    let options = PlanOptions { refresh, prune, targets: parse_targets(targets)? };
+    let engine = ctx.engine(1).await?;
+    let prepared = engine.plan(set, &options).await?;
+    print_plan(ctx, &prepared.plan)?;
+    Ok(if prepared.plan.has_changes() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_plan(ctx: &Context, plan: &ballast_plan::Plan) -> anyhow::Result<()> {
+    match ctx.global.output {
+        Some(Output::Json) => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"resources": plan.resources, "summary": plan.summary()}))?
+        ),
+        Some(Output::Yaml) => print!(
+            "{}",
+            ballast_plan::to_yaml(&serde_json::json!({"resources": plan.resources, "summary": plan.summary()}))
+        ),
+        _ => print!("{}", render_plan(plan, ctx.color)),
+    }
+    Ok(())
+}
+
+pub struct ApplyFlags {
+    pub prune: bool,
+    pub dry_run: bool,
+    pub yes: bool,
+    pub parallelism: usize,
+}
+
+pub async fn apply(ctx: &Context, flags: ApplyFlags, targets: &[String]) -> anyhow::Result<ExitCode> {
+    let set = load(ctx)?;
+    if flags.prune && set.is_empty() {
+        bail!(
+            "{} holds no resources; refusing to --prune everything ballast manages (point -f at the manifests)",
+            ctx.global.file.display()
+        );
+    }
+    let options = PlanOptions { refresh: true, prune: flags.prune, targets: parse_targets(targets)? };
+    let engine = ctx.engine(flags.parallelism).await?;
+    let prepared = engine.plan(set, &options).await?;
+    print_plan(ctx, &prepared.plan)?;
+    if flags.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if prepared.plan.has_changes() && !flags.yes && !confirm()? {
+        println!("Apply cancelled.");
+        return Ok(ExitCode::from(1));
+    }
+    let source = source_info(&ctx.global.file);
+    let progress = Progress::new();
+    let report = engine.apply(prepared, &options, &source, &progress).await?;
+    if report.interrupted > 0 {
+        println!(
+            "note: {} task(s) left running by an earlier apply were marked interrupted and re-planned from the live state",
+            report.interrupted
+        );
+    }
+    if ctx.global.output == Some(Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (key, error) in &report.failed {
+            println!("FAILED {key}: {error}");
+        }
+        let count = |a| report.succeeded.iter().filter(|(_, x)| *x == a).count();
+        use ballast_plan::Action::*;
+        println!(
+            "Apply complete: {} created, {} updated, {} replaced, {} deleted, {} failed.",
+            count(Create),
+            count(Update),
+            count(Replace),
+            count(Delete),
+            report.failed.len()
+        );
+    }
+    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Asks on the terminal, as Terraform does; without a terminal, refuses rather than guessing.
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("standard input is not a terminal, so ballast cannot ask before applying; pass --yes to apply without asking");
+    }
+    print!("\nApply these changes? Only 'yes' will be accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}

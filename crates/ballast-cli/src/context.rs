@@ -1,0 +1,58 @@
+//! Resolving where things are (database, key file, manifests) and how to print (colour, format),
+//! from flags, environment and defaults, in one place.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use ballast_engine::Engine;
+use ballast_store::Store;
+
+use crate::Global;
+
+/// Where state lives when no flag or variable says otherwise: next to the manifests' checkout,
+/// as Terraform keeps `.terraform/` in the working directory.
+pub const DEFAULT_STATE_DIR: &str = ".ballast";
+
+pub struct Context {
+    pub global: Global,
+    pub color: bool,
+}
+
+impl Context {
+    pub fn new(global: Global) -> Self {
+        let color = !global.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        Context { global, color }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.global
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{DEFAULT_STATE_DIR}/ballast.db"))
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        ballast_secrets::resolve_key_path(self.global.key_file.as_deref(), Path::new(DEFAULT_STATE_DIR))
+    }
+
+    pub async fn store(&self) -> anyhow::Result<Store> {
+        let url = self.database_url();
+        Store::open(&url).await.with_context(|| "cannot open the ballast database".to_string())
+    }
+
+    pub async fn engine(&self, parallelism: usize) -> anyhow::Result<Engine> {
+        Ok(Engine::new(self.store().await?, self.key_file()).with_parallelism(parallelism))
+    }
+}
+
+/// Logs go to stderr; `BALLAST_LOG` (or `RUST_LOG`) sets the filter, warnings by default.
+pub fn init_tracing() {
+    let filter = std::env::var("BALLAST_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

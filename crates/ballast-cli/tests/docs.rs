@@ -1,0 +1,41 @@
+//! The shipped manifests and examples stay valid, the examples show every field, and the schema
+//! describes them: the docs never rot.
+
+mod common;
+
+use std::path::Path;
+
+use common::Env;
+
+fn repo(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel).display().to_string()
+}
+
+#[test]
+fn sample_manifests_and_every_example_validate() {
+    let env = Env::new("docs");
+    for dir in ["manifests", "examples"] {
+        let run = env.ballast(&["validate", "-f", &repo(dir)]);
+        assert_eq!(run.code, 0, "{dir}:\n{run}");
+    }
+    for file in std::fs::read_dir(repo("examples")).unwrap() {
+        let path = file.unwrap().path();
+        let run = env.ballast(&["validate", "-f", &path.display().to_string()]);
+        assert_eq!(run.code, 0, "{}:\n{run}", path.display());
+    }
+}
+
+#[test]
+fn the_app_example_shows_every_field_of_the_schema() {
+    let env = Env::new("schema");
+    let schema = env.ballast(&["schema"]);
+    assert_eq!(schema.code, 0, "{schema}");
+    let schema: serde_json::Value = serde_json::from_str(&schema.stdout).unwrap();
+    let spec_ref = schema["$defs"]["App"]["properties"]["spec"]["$ref"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let fields: Vec<String> = schema["$defs"][&spec_ref]["properties"].as_object().unwrap().keys().cloned().collect();
+    assert!(fields.len() >= 17, "{fields:?}");
+    let example = std::fs::read_to_string(repo("examples/app.yaml")).unwrap();
+    for field in fields {
+        assert!(example.contains(&format!("\n  {field}:")), "examples/app.yaml does not show `{field}`");
+    }
+}
