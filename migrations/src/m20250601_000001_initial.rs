@@ -13,7 +13,11 @@ fn uuid_text(col: &'static str) -> ColumnDef {
     string_len(col, UUID_LEN)
 }
 
-fn unique_index(name: &'static str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+fn unique_index(
+    name: &'static str,
+    table: &'static str,
+    cols: &[&'static str],
+) -> IndexCreateStatement {
     let mut index = Index::create();
     index.name(name).table(table).unique();
     for col in cols {
@@ -70,7 +74,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(unique_index("resources_kind_name", "resources", &["kind", "name"]))
+            .create_index(unique_index(
+                "resources_kind_name",
+                "resources",
+                &["kind", "name"],
+            ))
             .await?;
 
         // Observed state: the last thing seen of each resource.
@@ -88,7 +96,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(unique_index("observed_kind_name", "observed", &["kind", "name"]))
+            .create_index(unique_index(
+                "observed_kind_name",
+                "observed",
+                &["kind", "name"],
+            ))
             .await?;
 
         // Docker containers as last listed per server (the seeds' table shape).

@@ -101,7 +101,7 @@ fn a_spec_change_replaces_the_container_and_keeps_its_volume() {
     let diff = env.ballast(&["diff", "--refresh"]);
     assert_eq!(diff.code, 1, "{diff}");
     assert!(diff.stdout.contains(&format!("-/+ App/{} must be replaced (spec changed)", env.name("db"))), "{diff}");
-    assert!(diff.stdout.contains("-       MODE: one") && diff.stdout.contains("+       MODE: two"), "{diff}");
+    assert!(diff.stdout.contains("-     MODE: one") && diff.stdout.contains("+     MODE: two"), "{diff}");
     assert!(diff.stdout.contains("Plan: 0 to add, 0 to change, 1 to replace, 0 to delete."), "{diff}");
 
     env.apply();
@@ -130,7 +130,7 @@ fn drift_is_found_by_diff_refresh_and_repaired_by_apply() {
     let live = env.ballast(&["diff", "--refresh"]);
     assert_eq!(live.code, 1, "{live}");
     assert!(live.stdout.contains(&format!("~ App/{} will be updated in place (container is exited, want running)", env.name("stopme"))), "{live}");
-    assert!(live.stdout.contains("-       state: stopped") && live.stdout.contains("+       state: running"), "{live}");
+    assert!(live.stdout.contains("-   state: stopped") && live.stdout.contains("+   state: running"), "{live}");
     assert!(live.stdout.contains(&format!("+ App/{} will be created", env.name("rmme"))), "{live}");
     assert!(live.stdout.contains("Plan: 1 to add, 1 to change, 0 to replace, 0 to delete."), "{live}");
 
@@ -224,7 +224,7 @@ fn invalid_manifests_apply_nothing_and_say_where() {
     env.write("bad.yaml", &env.app("broken", "  ports: [\"99999:80\"]\n"));
     let run = env.ballast(&["apply", "--yes"]);
     assert_eq!(run.code, 1, "{run}");
-    assert!(run.stderr.contains("bad.yaml:8:11: spec.ports[0]: host port 99999 is out of range"), "{run}");
+    assert!(run.stderr.contains("bad.yaml:9:11: spec.ports[0]: host port 99999 is out of range"), "{run}");
     assert!(run.stderr.contains("nothing was applied"), "{run}");
     assert!(env.containers().is_empty(), "nothing created from an invalid set");
     let diff = env.ballast(&["diff"]);

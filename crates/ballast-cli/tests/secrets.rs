@@ -31,7 +31,7 @@ fn secret_values_reach_the_container_and_nothing_else() {
     // A reference to a secret that does not exist is a validation error with its place.
     let missing = env.ballast(&["apply", "--yes"]);
     assert_eq!(missing.code, 1, "{missing}");
-    assert!(missing.stderr.contains("a.yaml:10:15: spec.env.PASSWORD: secret `db-password` does not exist"), "{missing}");
+    assert!(missing.stderr.contains("a.yaml:11:15: spec.env.PASSWORD: secret `db-password` does not exist"), "{missing}");
     assert!(env.containers().is_empty());
 
     let set = set_secret(&env, "db-password", VALUE);

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use ballast_model::app::{
-    parse_duration, parse_memory, PortMapping, RestartPolicy, VolumeMount, VolumeSource,
-};
 use ballast_model::AppSpec;
+use ballast_model::app::{
+    PortMapping, RestartPolicy, VolumeMount, VolumeSource, parse_duration, parse_memory,
+};
 use ballast_plan::app::labels;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
@@ -36,7 +36,12 @@ impl ResolvedApp {
         spec_hash: impl Into<String>,
         env: Vec<(String, String)>,
     ) -> ResolvedApp {
-        ResolvedApp { name: name.into(), spec, spec_hash: spec_hash.into(), env }
+        ResolvedApp {
+            name: name.into(),
+            spec,
+            spec_hash: spec_hash.into(),
+            env,
+        }
     }
 
     /// The image reference the spec asks for.
@@ -64,9 +69,16 @@ impl fmt::Debug for ResolvedApp {
 
 /// The labels ballast puts on an app's container: the spec's own labels, then ballast's (which
 /// win on a clash; validation already refuses `ballast.` keys in manifests).
-pub fn container_labels(app: &ResolvedApp, instance_id: &str) -> Result<HashMap<String, String>, String> {
-    let mut out: HashMap<String, String> =
-        app.spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn container_labels(
+    app: &ResolvedApp,
+    instance_id: &str,
+) -> Result<HashMap<String, String>, String> {
+    let mut out: HashMap<String, String> = app
+        .spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let spec_json = serde_json::to_string(&app.spec)
         .map_err(|e| format!("cannot serialize the spec as JSON: {e}"))?;
     out.insert(labels::MANAGED.to_string(), "true".to_string());
@@ -99,12 +111,14 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
-        bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
-            PortBinding {
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
                 host_ip: Some(p.host_ip.map(|ip| ip.to_string()).unwrap_or_default()),
                 host_port: Some(p.host_port.to_string()),
-            },
-        );
+            });
     }
 
     let mut binds = Vec::new();
@@ -144,10 +158,22 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
         None => None,
         Some(h) => Some(HealthConfig {
             test: Some(h.docker_test()),
-            interval: h.interval.as_ref().map(|d| duration_nanos(&d.value)).transpose()?,
-            timeout: h.timeout.as_ref().map(|d| duration_nanos(&d.value)).transpose()?,
+            interval: h
+                .interval
+                .as_ref()
+                .map(|d| duration_nanos(&d.value))
+                .transpose()?,
+            timeout: h
+                .timeout
+                .as_ref()
+                .map(|d| duration_nanos(&d.value))
+                .transpose()?,
             retries: h.retries.map(i64::from),
-            start_period: h.start_period.as_ref().map(|d| duration_nanos(&d.value)).transpose()?,
+            start_period: h
+                .start_period
+                .as_ref()
+                .map(|d| duration_nanos(&d.value))
+                .transpose()?,
             start_interval: None,
         }),
     };
@@ -245,13 +271,22 @@ resources: {memory: 64m, cpus: 0.5}
         let body = create_body(&a, "inst-1").unwrap();
         assert_eq!(body.image.as_deref(), Some("busybox:1"));
         assert_eq!(body.cmd, Some(vec!["sleep".to_string(), "60".to_string()]));
-        assert_eq!(body.entrypoint, Some(vec!["/bin/sh".to_string(), "-c".to_string()]));
+        assert_eq!(
+            body.entrypoint,
+            Some(vec!["/bin/sh".to_string(), "-c".to_string()])
+        );
         assert_eq!(body.env, Some(vec!["TOKEN=s3cret".to_string()]));
-        assert_eq!(body.exposed_ports, Some(vec!["80/tcp".to_string(), "53/udp".to_string()]));
+        assert_eq!(
+            body.exposed_ports,
+            Some(vec!["80/tcp".to_string(), "53/udp".to_string()])
+        );
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         assert_eq!(body.working_dir.as_deref(), Some("/data"));
         let hc = body.healthcheck.unwrap();
-        assert_eq!(hc.test, Some(vec!["CMD-SHELL".to_string(), "true".to_string()]));
+        assert_eq!(
+            hc.test,
+            Some(vec!["CMD-SHELL".to_string(), "true".to_string()])
+        );
         assert_eq!(hc.interval, Some(90_000_000_000));
         assert_eq!(hc.timeout, Some(500_000_000));
         assert_eq!(hc.retries, Some(2));
@@ -266,14 +301,23 @@ resources: {memory: 64m, cpus: 0.5}
         assert_eq!(spec["image"], "busybox:1");
         assert!(!labels["ballast.spec"].contains("s3cret"));
         let host = body.host_config.unwrap();
-        assert_eq!(host.binds, Some(vec!["data:/data".to_string(), "/srv/www:/www:ro".to_string()]));
+        assert_eq!(
+            host.binds,
+            Some(vec![
+                "data:/data".to_string(),
+                "/srv/www:/www:ro".to_string()
+            ])
+        );
         let ports = host.port_bindings.unwrap();
         let http = ports["80/tcp"].as_ref().unwrap();
         assert_eq!(http.len(), 2);
         assert_eq!(http[0].host_ip.as_deref(), Some(""));
         assert_eq!(http[0].host_port.as_deref(), Some("8080"));
         assert_eq!(http[1].host_ip.as_deref(), Some("::1"));
-        assert_eq!(ports["53/udp"].as_ref().unwrap()[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            ports["53/udp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("127.0.0.1")
+        );
         assert_eq!(host.network_mode.as_deref(), Some("front"));
         let restart = host.restart_policy.unwrap();
         assert_eq!(restart.name, Some(RestartPolicyNameEnum::ON_FAILURE));
@@ -295,7 +339,10 @@ resources: {memory: 64m, cpus: 0.5}
         assert_eq!(body.healthcheck, None);
         assert_eq!(body.networking_config, None);
         let host = body.host_config.unwrap();
-        assert_eq!((host.binds, host.port_bindings, host.network_mode), (None, None, None));
+        assert_eq!(
+            (host.binds, host.port_bindings, host.network_mode),
+            (None, None, None)
+        );
         assert_eq!(host.restart_policy, None);
     }
 
@@ -313,8 +360,14 @@ resources: {memory: 64m, cpus: 0.5}
             ("busybox", ("busybox", "latest")),
             ("busybox:1.36", ("busybox", "1.36")),
             ("grafana/grafana:11.2.0", ("grafana/grafana", "11.2.0")),
-            ("registry.local:5000/team/app", ("registry.local:5000/team/app", "latest")),
-            ("registry.local:5000/team/app:v2", ("registry.local:5000/team/app", "v2")),
+            (
+                "registry.local:5000/team/app",
+                ("registry.local:5000/team/app", "latest"),
+            ),
+            (
+                "registry.local:5000/team/app:v2",
+                ("registry.local:5000/team/app", "v2"),
+            ),
             ("alpine@sha256:abc", ("alpine", "sha256:abc")),
         ];
         for (input, expected) in cases {

@@ -50,8 +50,16 @@ pub enum DockerError {
     Connect { host: String, reason: String },
 
     /// The engine did not answer (socket missing, connection refused, timeout). Transient.
-    #[error("{}the Docker engine at `{host}` is unreachable ({step}): {reason}", app_prefix(app))]
-    Unreachable { host: String, app: Option<String>, step: StepKind, reason: String },
+    #[error(
+        "{}the Docker engine at `{host}` is unreachable ({step}): {reason}",
+        app_prefix(app)
+    )]
+    Unreachable {
+        host: String,
+        app: Option<String>,
+        step: StepKind,
+        reason: String,
+    },
 
     /// `pullPolicy: Never` and the image is not on the engine.
     #[error("image `{image}` is not on the engine and pullPolicy is Never (app `{app}`)")]
@@ -59,7 +67,11 @@ pub enum DockerError {
 
     /// The engine could not pull the image (registry unreachable, unknown image, denied).
     #[error("cannot pull image `{image}`: {reason} (app `{app}`)")]
-    PullFailed { app: String, image: String, reason: String },
+    PullFailed {
+        app: String,
+        image: String,
+        reason: String,
+    },
 
     /// A container with the app's name exists and is not one this store may adopt.
     #[error("{}", name_conflict_message(app, spec_hash.as_deref()))]
@@ -71,11 +83,21 @@ pub enum DockerError {
 
     /// A host port the app publishes is taken by another process or container.
     #[error("cannot start `{app}`: host port {} is already in use", port.map(|p| p.to_string()).unwrap_or_else(|| "(unknown)".into()))]
-    PortInUse { app: String, port: Option<u16>, reason: String },
+    PortInUse {
+        app: String,
+        port: Option<u16>,
+        reason: String,
+    },
 
     /// Refused to touch a container that does not carry this store's labels.
-    #[error("refusing to remove container `{container}` for app `{app}`: it does not carry this ballast store's labels (ballast.managed=true, ballast.instance={instance})")]
-    NotOurs { app: String, container: String, instance: String },
+    #[error(
+        "refusing to remove container `{container}` for app `{app}`: it does not carry this ballast store's labels (ballast.managed=true, ballast.instance={instance})"
+    )]
+    NotOurs {
+        app: String,
+        container: String,
+        instance: String,
+    },
 
     /// The spec has a value the engine cannot take (validation normally catches these first).
     #[error("app `{app}`: {message}")]
@@ -83,15 +105,26 @@ pub enum DockerError {
 
     /// The container the step needs does not exist.
     #[error("app `{app}`, {step}: container `{container}` does not exist")]
-    NoSuchContainer { app: String, step: StepKind, container: String },
+    NoSuchContainer {
+        app: String,
+        step: StepKind,
+        container: String,
+    },
 
     /// Any other answer of the engine.
     #[error("{}{step}: the engine answered{}: {message}", app_prefix(app), status.map(|s| format!(" {s}")).unwrap_or_default())]
-    Engine { app: Option<String>, step: StepKind, status: Option<u16>, message: String },
+    Engine {
+        app: Option<String>,
+        step: StepKind,
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 fn app_prefix(app: &Option<String>) -> String {
-    app.as_ref().map(|a| format!("app `{a}`, ")).unwrap_or_default()
+    app.as_ref()
+        .map(|a| format!("app `{a}`, "))
+        .unwrap_or_default()
 }
 
 fn name_conflict_message(app: &str, spec_hash: Option<&str>) -> String {
@@ -113,11 +146,19 @@ impl DockerError {
             DockerError::Unreachable { .. } => true,
             DockerError::PullFailed { reason, .. } => {
                 let r = reason.to_ascii_lowercase();
-                !["not found", "manifest unknown", "denied", "unauthorized", "invalid reference"]
-                    .iter()
-                    .any(|s| r.contains(s))
+                ![
+                    "not found",
+                    "manifest unknown",
+                    "denied",
+                    "unauthorized",
+                    "invalid reference",
+                ]
+                .iter()
+                .any(|s| r.contains(s))
             }
-            DockerError::Engine { status: Some(s), .. } => *s >= 500,
+            DockerError::Engine {
+                status: Some(s), ..
+            } => *s >= 500,
             _ => false,
         }
     }
@@ -131,7 +172,9 @@ impl DockerError {
     pub fn app(&self) -> Option<&str> {
         match self {
             DockerError::Connect { .. } => None,
-            DockerError::Unreachable { app, .. } | DockerError::Engine { app, .. } => app.as_deref(),
+            DockerError::Unreachable { app, .. } | DockerError::Engine { app, .. } => {
+                app.as_deref()
+            }
             DockerError::ImageMissing { app, .. }
             | DockerError::PullFailed { app, .. }
             | DockerError::NameConflict { app, .. }

@@ -36,10 +36,10 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// The API version is negotiated with the engine on first use (one `GET /version`), so the
 /// client works with engines older than bollard's default API version.
 pub struct DockerEngine {
-    docker: Docker,
     host: String,
     instance_id: String,
-    negotiated: OnceCell<()>,
+    /// Made on first use: bollard checks that a unix socket exists when the client is built.
+    client: OnceCell<Docker>,
 }
 
 impl std::fmt::Debug for DockerEngine {
@@ -67,12 +67,28 @@ impl DockerEngine {
     }
 
     /// The engine at `host` (`unix:///path`, a plain socket path, `tcp://host:port` or
-    /// `http://host:port`).
+    /// `http://host:port`). Nothing is sent until the first call.
     pub fn connect_with_host(host: &str, instance_id: &str) -> Result<DockerEngine, DockerError> {
-        let host = if host.starts_with('/') { format!("unix://{host}") } else { host.to_string() };
-        let docker = Docker::connect_with_host(&host)
-            .map_err(|e| DockerError::Connect { host: host.clone(), reason: e.to_string() })?;
-        Ok(DockerEngine { docker, host, instance_id: instance_id.to_string(), negotiated: OnceCell::new() })
+        let host = if host.starts_with('/') {
+            format!("unix://{host}")
+        } else {
+            host.to_string()
+        };
+        if !["unix://", "tcp://", "http://"]
+            .iter()
+            .any(|scheme| host.starts_with(scheme))
+        {
+            return Err(DockerError::Connect {
+                host,
+                reason: "unsupported address; expected unix:///path, tcp://host:port or http://host:port"
+                    .to_string(),
+            });
+        }
+        Ok(DockerEngine {
+            host,
+            instance_id: instance_id.to_string(),
+            client: OnceCell::new(),
+        })
     }
 
     /// The store id written as label `ballast.instance`.
@@ -103,19 +119,33 @@ impl DockerEngine {
         }
     }
 
-    /// The client, after the API version has been negotiated once.
+    /// The client, built and its API version negotiated on first success.
     async fn client(&self, app: Option<&str>, step: StepKind) -> Result<&Docker, DockerError> {
-        self.negotiated
-            .get_or_try_init(|| async { self.docker.clone().negotiate_version().await.map(|_| ()) })
+        self.client
+            .get_or_try_init(|| async {
+                let docker = Docker::connect_with_host(&self.host).map_err(|e| match e {
+                    bollard::errors::Error::SocketNotFoundError(_) => self.error(app, step, e),
+                    other => DockerError::Connect {
+                        host: self.host.clone(),
+                        reason: other.to_string(),
+                    },
+                })?;
+                docker
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| self.error(app, step, e))
+            })
             .await
-            .map_err(|e| self.error(app, step, e))?;
-        Ok(&self.docker)
     }
 
     /// Checks that the engine answers.
     pub async fn ping(&self) -> Result<(), DockerError> {
         let docker = self.client(None, StepKind::Observe).await?;
-        docker.ping().await.map(|_| ()).map_err(|e| self.error(None, StepKind::Observe, e))
+        docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(None, StepKind::Observe, e))
     }
 
     /// Every container of this store on the engine, by container name (= app name). One list
@@ -124,9 +154,15 @@ impl DockerEngine {
         let docker = self.client(None, StepKind::Observe).await?;
         let filters = HashMap::from([(
             "label",
-            vec![format!("{}=true", labels::MANAGED), format!("{}={}", labels::INSTANCE, self.instance_id)],
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={}", labels::INSTANCE, self.instance_id),
+            ],
         )]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let containers = docker
             .list_containers(Some(options))
             .await
@@ -154,7 +190,7 @@ impl DockerEngine {
             AppStep::StartContainer => self.start_container(app, log).await,
             AppStep::StopContainer => self.stop_container(app, log).await,
             AppStep::RemoveContainer { container_id } => {
-                self.remove_container(app, container_id, log).await
+                self.remove_container(&app.name, container_id, log).await
             }
         }
     }
@@ -169,7 +205,11 @@ impl DockerEngine {
         }
     }
 
-    async fn ensure_image(&self, app: &ResolvedApp, log: &mut Vec<String>) -> Result<(), DockerError> {
+    async fn ensure_image(
+        &self,
+        app: &ResolvedApp,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
         let image = app.image();
         match app.spec.pull_policy {
             PullPolicy::Always => self.pull(app, log).await,
@@ -186,7 +226,10 @@ impl DockerEngine {
                     log.push(format!("image {image} is present"));
                     Ok(())
                 } else {
-                    Err(DockerError::ImageMissing { app: app.name.clone(), image: image.to_string() })
+                    Err(DockerError::ImageMissing {
+                        app: app.name.clone(),
+                        image: image.to_string(),
+                    })
                 }
             }
         }
@@ -197,7 +240,10 @@ impl DockerEngine {
         let docker = self.client(Some(&app.name), step).await?;
         let image = app.image();
         let (repo, tag) = split_reference(image);
-        let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
         let mut stream = docker.create_image(Some(options), None, None);
         let mut last_status = None;
         while let Some(item) = stream.next().await {
@@ -224,7 +270,11 @@ impl DockerEngine {
         Ok(())
     }
 
-    async fn ensure_networks(&self, app: &ResolvedApp, log: &mut Vec<String>) -> Result<(), DockerError> {
+    async fn ensure_networks(
+        &self,
+        app: &ResolvedApp,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
         let step = StepKind::EnsureNetworks;
         let wanted: Vec<&str> = app.networks().collect();
         if wanted.is_empty() {
@@ -233,7 +283,9 @@ impl DockerEngine {
         let docker = self.client(Some(&app.name), step).await?;
         // One list call; the `name` filter matches substrings, so compare exactly here.
         let filters = HashMap::from([("name", wanted.clone())]);
-        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
         let existing: BTreeSet<String> = docker
             .list_networks(Some(options))
             .await
@@ -255,9 +307,10 @@ impl DockerEngine {
                 ..Default::default()
             };
             match docker.create_network(request).await {
-                Ok(created) => {
-                    log.push(format!("created network {name} (id {})", short_id(&created.id)))
-                }
+                Ok(created) => log.push(format!(
+                    "created network {name} (id {})",
+                    short_id(&created.id)
+                )),
                 // Created meanwhile by someone else: it exists, which is all this step wants.
                 Err(e) if status_of(&e) == Some(409) => log.push(format!("network {name} exists")),
                 Err(e) => return Err(self.error(Some(&app.name), step, e)),
@@ -266,15 +319,28 @@ impl DockerEngine {
         Ok(())
     }
 
-    async fn create_container(&self, app: &ResolvedApp, log: &mut Vec<String>) -> Result<(), DockerError> {
+    async fn create_container(
+        &self,
+        app: &ResolvedApp,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
         let step = StepKind::CreateContainer;
-        let body = create_body(app, &self.instance_id)
-            .map_err(|message| DockerError::InvalidSpec { app: app.name.clone(), message })?;
+        let body =
+            create_body(app, &self.instance_id).map_err(|message| DockerError::InvalidSpec {
+                app: app.name.clone(),
+                message,
+            })?;
         let docker = self.client(Some(&app.name), step).await?;
-        let options = CreateContainerOptionsBuilder::default().name(&app.name).build();
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&app.name)
+            .build();
         match docker.create_container(Some(options), body).await {
             Ok(created) => {
-                log.push(format!("created container {} (id {})", app.name, short_id(&created.id)));
+                log.push(format!(
+                    "created container {} (id {})",
+                    app.name,
+                    short_id(&created.id)
+                ));
                 for warning in created.warnings.iter().filter(|w| !w.trim().is_empty()) {
                     log.push(format!("engine warning: {}", one_line(warning)));
                 }
@@ -286,7 +352,11 @@ impl DockerEngine {
                 app: Some(app.name.clone()),
                 step,
                 status: Some(404),
-                message: format!("image `{}` is not on the engine ({})", app.image(), message_of(&e)),
+                message: format!(
+                    "image `{}` is not on the engine ({})",
+                    app.image(),
+                    message_of(&e)
+                ),
             }),
             Err(e) => Err(self.error(Some(&app.name), step, e)),
         }
@@ -313,7 +383,10 @@ impl DockerEngine {
                 .connect_network(network, request)
                 .await
                 .map_err(|e| self.error(Some(&app.name), step, e))?;
-            log.push(format!("connected container {} to network {network}", app.name));
+            log.push(format!(
+                "connected container {} to network {network}",
+                app.name
+            ));
         }
         Ok(())
     }
@@ -327,12 +400,19 @@ impl DockerEngine {
             .inspect_container(&app.name, None)
             .await
             .map_err(|e| self.error(Some(&app.name), step, e))?;
-        let container_labels = existing.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let container_labels = existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
         let ours = container_labels.get(labels::MANAGED).map(String::as_str) == Some("true")
             && container_labels.get(labels::INSTANCE) == Some(&self.instance_id);
         let hash = container_labels.get(labels::SPEC_HASH);
         if !ours {
-            return Err(DockerError::NameConflict { app: app.name.clone(), spec_hash: None });
+            return Err(DockerError::NameConflict {
+                app: app.name.clone(),
+                spec_hash: None,
+            });
         }
         if hash != Some(&app.spec_hash) {
             return Err(DockerError::NameConflict {
@@ -352,11 +432,19 @@ impl DockerEngine {
             .and_then(|n| n.networks)
             .map(|n| n.into_keys().collect())
             .unwrap_or_default();
-        let missing: Vec<&str> = app.networks().skip(1).filter(|n| !attached.contains(*n)).collect();
+        let missing: Vec<&str> = app
+            .networks()
+            .skip(1)
+            .filter(|n| !attached.contains(*n))
+            .collect();
         self.connect_networks(app, &id, &missing, log).await
     }
 
-    async fn start_container(&self, app: &ResolvedApp, log: &mut Vec<String>) -> Result<(), DockerError> {
+    async fn start_container(
+        &self,
+        app: &ResolvedApp,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
         let step = StepKind::StartContainer;
         let docker = self.client(Some(&app.name), step).await?;
         match docker.start_container(&app.name, None).await {
@@ -382,7 +470,11 @@ impl DockerEngine {
         }
     }
 
-    async fn stop_container(&self, app: &ResolvedApp, log: &mut Vec<String>) -> Result<(), DockerError> {
+    async fn stop_container(
+        &self,
+        app: &ResolvedApp,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
         let step = StepKind::StopContainer;
         let docker = self.client(Some(&app.name), step).await?;
         match docker.stop_container(&app.name, None).await {
@@ -400,34 +492,52 @@ impl DockerEngine {
         }
     }
 
-    async fn remove_container(
+    /// Stops and removes a container ballast created for `app_name` (refusing any other);
+    /// named volumes are kept. Also used for apps no longer in the manifests (prune).
+    pub async fn remove_container(
         &self,
-        app: &ResolvedApp,
+        app_name: &str,
         container_id: &str,
         log: &mut Vec<String>,
     ) -> Result<(), DockerError> {
         let step = StepKind::RemoveContainer;
-        let docker = self.client(Some(&app.name), step).await?;
+        let docker = self.client(Some(app_name), step).await?;
         let existing = match docker.inspect_container(container_id, None).await {
             Ok(info) => info,
             Err(e) if status_of(&e) == Some(404) => {
-                log.push(format!("container {} is already gone", short_id(container_id)));
+                log.push(format!(
+                    "container {} is already gone",
+                    short_id(container_id)
+                ));
                 return Ok(());
             }
-            Err(e) => return Err(self.error(Some(&app.name), step, e)),
+            Err(e) => return Err(self.error(Some(app_name), step, e)),
         };
-        let container_labels = existing.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let container_labels = existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
         let ours = container_labels.get(labels::MANAGED).map(String::as_str) == Some("true")
             && container_labels.get(labels::INSTANCE) == Some(&self.instance_id);
-        let name = existing.name.as_deref().unwrap_or(container_id).trim_start_matches('/').to_string();
+        let name = existing
+            .name
+            .as_deref()
+            .unwrap_or(container_id)
+            .trim_start_matches('/')
+            .to_string();
         if !ours {
             return Err(DockerError::NotOurs {
-                app: app.name.clone(),
+                app: app_name.to_string(),
                 container: name,
                 instance: self.instance_id.clone(),
             });
         }
-        let running = existing.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+        let running = existing
+            .state
+            .as_ref()
+            .and_then(|s| s.running)
+            .unwrap_or(false);
         if running {
             match docker.stop_container(container_id, None).await {
                 Ok(()) => log.push(format!("stopped container {name}")),
@@ -435,25 +545,35 @@ impl DockerEngine {
                     log.push(format!("container {name} is already gone"));
                     return Ok(());
                 }
-                Err(e) => return Err(self.error(Some(&app.name), step, e)),
+                Err(e) => return Err(self.error(Some(app_name), step, e)),
             }
         }
         // Named volumes are kept (v=false); force only covers a restart racing the stop.
-        let options = RemoveContainerOptionsBuilder::default().v(false).force(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .v(false)
+            .force(true)
+            .build();
         match docker.remove_container(container_id, Some(options)).await {
             Ok(()) => {
-                log.push(format!("removed container {name} (id {}); volumes kept", short_id(container_id)));
+                log.push(format!(
+                    "removed container {name} (id {}); volumes kept",
+                    short_id(container_id)
+                ));
                 Ok(())
             }
             Err(e) if status_of(&e) == Some(404) => {
                 log.push(format!("container {name} is already gone"));
                 Ok(())
             }
-            Err(e) if status_of(&e) == Some(409) && message_of(&e).contains("already in progress") => {
-                log.push(format!("removal of container {name} is already in progress"));
+            Err(e)
+                if status_of(&e) == Some(409) && message_of(&e).contains("already in progress") =>
+            {
+                log.push(format!(
+                    "removal of container {name} is already in progress"
+                ));
                 Ok(())
             }
-            Err(e) => Err(self.error(Some(&app.name), step, e)),
+            Err(e) => Err(self.error(Some(app_name), step, e)),
         }
     }
 }
@@ -476,8 +596,16 @@ fn observed_from_summary(c: ContainerSummary) -> Option<ObservedApp> {
         .filter_map(|p| {
             let public = p.public_port?;
             let ip = p.ip.unwrap_or_default();
-            let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
-            let proto = p.typ.map(|t| t.to_string()).filter(|t| !t.is_empty()).unwrap_or_else(|| "tcp".into());
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip
+            };
+            let proto = p
+                .typ
+                .map(|t| t.to_string())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "tcp".into());
             Some(format!("{ip}:{public}->{}/{proto}", p.private_port))
         })
         .collect();
@@ -502,8 +630,11 @@ fn is_port_conflict(message: &str) -> bool {
 
 /// The host port an engine's "port in use" message names, among the ports the spec publishes.
 fn conflicting_port(message: &str, ports: &[ballast_model::Spanned<String>]) -> Option<u16> {
-    let published: Vec<u16> =
-        ports.iter().filter_map(|p| PortMapping::parse(&p.value).ok()).map(|p| p.host_port).collect();
+    let published: Vec<u16> = ports
+        .iter()
+        .filter_map(|p| PortMapping::parse(&p.value).ok())
+        .map(|p| p.host_port)
+        .collect();
     let mentioned = message.split(':').skip(1).filter_map(|after| {
         let digits: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
         digits.parse::<u16>().ok()
@@ -525,22 +656,35 @@ mod tests {
     use ballast_model::Spanned;
 
     fn spanned(s: &str) -> Spanned<String> {
-        Spanned::new(s.to_string(), serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+        Spanned::new(
+            s.to_string(),
+            serde_saphyr::Location::UNKNOWN,
+            serde_saphyr::Location::UNKNOWN,
+        )
     }
 
     #[test]
     fn port_conflicts_name_the_port_from_the_engine_message() {
         let ports = vec![spanned("8080:80"), spanned("127.0.0.1:9443:443")];
         let cases = [
-            ("driver failed programming external connectivity on endpoint web (abc): Bind for 0.0.0.0:8080 failed: port is already allocated", Some(8080)),
-            ("driver failed programming external connectivity on endpoint web (abc): Error starting userland proxy: listen tcp4 127.0.0.1:9443: bind: address already in use", Some(9443)),
+            (
+                "driver failed programming external connectivity on endpoint web (abc): Bind for 0.0.0.0:8080 failed: port is already allocated",
+                Some(8080),
+            ),
+            (
+                "driver failed programming external connectivity on endpoint web (abc): Error starting userland proxy: listen tcp4 127.0.0.1:9443: bind: address already in use",
+                Some(9443),
+            ),
             ("address already in use", None),
         ];
         for (message, expected) in cases {
             assert!(is_port_conflict(message));
             assert_eq!(conflicting_port(message, &ports), expected, "{message}");
         }
-        assert_eq!(conflicting_port("address already in use", &ports[..1]), Some(8080));
+        assert_eq!(
+            conflicting_port("address already in use", &ports[..1]),
+            Some(8080)
+        );
     }
 
     #[test]
@@ -554,11 +698,29 @@ mod tests {
             state: Some(ContainerSummaryStateEnum::RUNNING),
             status: Some("Up 2 seconds".into()),
             created: Some(1700000000),
-            labels: Some(HashMap::from([("ballast.app".to_string(), "web".to_string())])),
+            labels: Some(HashMap::from([(
+                "ballast.app".to_string(),
+                "web".to_string(),
+            )])),
             ports: Some(vec![
-                PortSummary { ip: Some("::".into()), private_port: 80, public_port: Some(8080), typ: Some(PortSummaryTypeEnum::TCP) },
-                PortSummary { ip: Some("0.0.0.0".into()), private_port: 80, public_port: Some(8080), typ: Some(PortSummaryTypeEnum::TCP) },
-                PortSummary { ip: None, private_port: 443, public_port: None, typ: Some(PortSummaryTypeEnum::TCP) },
+                PortSummary {
+                    ip: Some("::".into()),
+                    private_port: 80,
+                    public_port: Some(8080),
+                    typ: Some(PortSummaryTypeEnum::TCP),
+                },
+                PortSummary {
+                    ip: Some("0.0.0.0".into()),
+                    private_port: 80,
+                    public_port: Some(8080),
+                    typ: Some(PortSummaryTypeEnum::TCP),
+                },
+                PortSummary {
+                    ip: None,
+                    private_port: 443,
+                    public_port: None,
+                    typ: Some(PortSummaryTypeEnum::TCP),
+                },
             ]),
             ..Default::default()
         };

@@ -254,13 +254,12 @@ impl Engine {
             .values()
             .map(|app| ballast_store::ContainerRecord {
                 id: app.container_id.clone(),
-                server: ballast_model::app::LOCAL_SERVER.to_string(),
                 name: app.name.clone(),
                 image: app.image.clone(),
                 ports: serde_json::to_value(&app.ports).unwrap_or_default(),
                 state: app.state.clone(),
                 status: app.status.clone(),
-                labels: serde_json::to_value(&app.labels).unwrap_or_default(),
+                labels: app.labels.clone(),
                 app: app.labels.get(ballast_plan::app::labels::APP).cloned(),
             })
             .collect();

@@ -30,7 +30,7 @@ pub(crate) async fn check_refs(store: &Store, set: &DesiredSet) -> Result<HashMa
         return Ok(HashMap::new());
     }
     let versions: HashMap<String, String> =
-        store.list_secrets().await?.into_iter().map(|s| (s.name, s.version)).collect();
+        store.list_secrets().await?.into_iter().map(|s| (s.name, s.version.to_string())).collect();
     let mut problems = Diagnostics::default();
     for resource in set.iter() {
         let ResourceSpec::App(app) = &resource.spec;

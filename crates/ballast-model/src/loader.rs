@@ -195,6 +195,9 @@ fn yaml_error(ctx: &DocContext, doc: &str, err: &serde_saphyr::Error) -> Diagnos
     Diagnostic { pos: ctx.pos(line.max(1), column), field, message, related: None }
 }
 
+// A diagnostic is the expected outcome of a broken document, not a rare failure; boxing it
+// would only add noise to every caller.
+#[allow(clippy::result_large_err)]
 fn parse_typed<T: DeserializeOwned>(ctx: &DocContext, doc: &str) -> Result<T, Diagnostic> {
     serde_saphyr::from_str::<T>(doc).map_err(|e| yaml_error(ctx, doc, &e))
 }
@@ -217,6 +220,7 @@ pub fn parse_source(path: &Path, text: &str) -> (Vec<DesiredResource>, Vec<Diagn
     (resources, diagnostics)
 }
 
+#[allow(clippy::result_large_err)]
 fn parse_document(ctx: &DocContext, doc: &str) -> Result<DesiredResource, Diagnostic> {
     let header: Spanned<Header> = match serde_saphyr::from_str(doc) {
         Ok(h) => h,
@@ -228,7 +232,7 @@ fn parse_document(ctx: &DocContext, doc: &str) -> Result<DesiredResource, Diagno
             return Err(d);
         }
     };
-    let doc_start = header.referenced.clone();
+    let doc_start = header.referenced;
     let api_version = header.value.api_version.ok_or_else(|| {
         ctx.diag(&doc_start, "apiVersion", format!("missing field `apiVersion`; expected `{API_VERSION}`"))
     })?;

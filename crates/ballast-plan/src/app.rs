@@ -216,7 +216,8 @@ mod tests {
         let networked: &'static AppSpec = Box::leak(Box::new(networked));
         use AppStep::*;
         let rm = || RemoveContainer { container_id: "c1".into() };
-        let cases: Vec<(&str, Option<DesiredApp>, Option<ObservedApp>, bool, Action, Vec<AppStep>)> = vec![
+        type Case = (&'static str, Option<DesiredApp<'static>>, Option<ObservedApp>, bool, Action, Vec<AppStep>);
+        let cases: Vec<Case> = vec![
             ("absent both", None, None, false, Action::NoOp, vec![]),
             ("create running", want(running, "h"), None, false, Action::Create, vec![EnsureImage, CreateContainer, StartContainer]),
             ("create stopped", want(stopped, "h"), None, false, Action::Create, vec![EnsureImage, CreateContainer]),

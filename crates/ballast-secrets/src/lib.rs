@@ -140,7 +140,20 @@ impl fmt::Debug for SecretKey {
 
 impl SecretKey {
     /// A new random key, not yet saved anywhere.
-    pub fn generate() -> Result<SecretKey, SecretError> {
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails, which leaves nothing safe to
+    /// do; [`SecretKey::try_generate`] returns that as an error instead.
+    pub fn generate() -> SecretKey {
+        match SecretKey::try_generate() {
+            Ok(key) => key,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`SecretKey::generate`], returning a failure of the random number generator as an error.
+    pub fn try_generate() -> Result<SecretKey, SecretError> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         OsRng
             .try_fill_bytes(bytes.as_mut())
@@ -206,7 +219,7 @@ impl SecretKey {
             Err(SecretError::KeyFileMissing { .. }) => {}
             other => return other,
         }
-        let mut key = SecretKey::generate()?;
+        let mut key = SecretKey::try_generate()?;
         match key.write_new(path) {
             Ok(()) => {
                 key.path = Some(path.to_path_buf());
@@ -306,7 +319,20 @@ impl SecretKey {
     }
 
     /// Seals `plaintext` for the secret called `name` with a fresh random nonce.
-    pub fn encrypt(&self, name: &str, plaintext: &[u8]) -> Result<Sealed, SecretError> {
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails, or `plaintext` exceeds the
+    /// cipher's limit of 256 GiB; [`SecretKey::try_encrypt`] returns those as errors instead.
+    pub fn encrypt(&self, name: &str, plaintext: &[u8]) -> Sealed {
+        match self.try_encrypt(name, plaintext) {
+            Ok(sealed) => sealed,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`SecretKey::encrypt`], returning failures as errors.
+    pub fn try_encrypt(&self, name: &str, plaintext: &[u8]) -> Result<Sealed, SecretError> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng
             .try_fill_bytes(&mut nonce)
@@ -434,13 +460,13 @@ mod tests {
     use super::*;
 
     fn key() -> SecretKey {
-        SecretKey::generate().expect("random key")
+        SecretKey::generate()
     }
 
     #[test]
     fn roundtrip() {
         let k = key();
-        let sealed = k.encrypt("db-password", b"hunter2").expect("encrypt");
+        let sealed = k.encrypt("db-password", b"hunter2");
         assert_eq!(sealed.key_id, k.key_id());
         assert_eq!(sealed.nonce.len(), NONCE_LEN);
         assert_ne!(sealed.ciphertext, b"hunter2");
@@ -451,8 +477,8 @@ mod tests {
     #[test]
     fn nonces_differ_per_encryption() {
         let k = key();
-        let a = k.encrypt("x", b"same").expect("encrypt");
-        let b = k.encrypt("x", b"same").expect("encrypt");
+        let a = k.encrypt("x", b"same");
+        let b = k.encrypt("x", b"same");
         assert_ne!(a.nonce, b.nonce);
         assert_ne!(a.ciphertext, b.ciphertext);
     }
@@ -469,7 +495,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ballast.key");
         let writer = key();
-        let sealed = writer.encrypt("db-password", b"hunter2").expect("encrypt");
+        let sealed = writer.encrypt("db-password", b"hunter2");
         let reader = SecretKey::load_or_create(&path).expect("create key");
         let err = reader
             .decrypt("db-password", &sealed)
@@ -480,13 +506,16 @@ mod tests {
         assert!(msg.contains(writer.key_id()), "{msg}");
         assert!(msg.contains(reader.key_id()), "{msg}");
         assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains("use the key file it was written with"), "{msg}");
+        assert!(
+            msg.contains("use the key file it was written with"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn tampered_ciphertext_fails_authentication() {
         let k = key();
-        let mut sealed = k.encrypt("x", b"value").expect("encrypt");
+        let mut sealed = k.encrypt("x", b"value");
         sealed.ciphertext[0] ^= 1;
         let err = k.decrypt("x", &sealed).expect_err("must fail");
         assert!(matches!(err, SecretError::Authentication { .. }));
@@ -495,14 +524,14 @@ mod tests {
             "secret `x` failed authentication (corrupted or tampered)"
         );
 
-        let mut sealed = k.encrypt("x", b"value").expect("encrypt");
+        let mut sealed = k.encrypt("x", b"value");
         sealed.nonce[3] ^= 0x80;
         assert!(matches!(
             k.decrypt("x", &sealed),
             Err(SecretError::Authentication { .. })
         ));
 
-        let mut sealed = k.encrypt("x", b"value").expect("encrypt");
+        let mut sealed = k.encrypt("x", b"value");
         sealed.nonce.pop();
         assert!(matches!(
             k.decrypt("x", &sealed),
@@ -513,7 +542,7 @@ mod tests {
     #[test]
     fn ciphertext_is_bound_to_the_name() {
         let k = key();
-        let sealed = k.encrypt("api-token", b"value").expect("encrypt");
+        let sealed = k.encrypt("api-token", b"value");
         let err = k.decrypt("db-password", &sealed).expect_err("must fail");
         assert!(matches!(err, SecretError::Authentication { ref name } if name == "db-password"));
     }
@@ -538,8 +567,11 @@ mod tests {
         assert_eq!(again.key_id(), created.key_id());
         assert_eq!(again.origin(), KeyOrigin::Loaded);
 
-        let sealed = created.encrypt("s", b"v").expect("encrypt");
-        assert_eq!(loaded.decrypt("s", &sealed).expect("decrypt").as_slice(), b"v");
+        let sealed = created.encrypt("s", b"v");
+        assert_eq!(
+            loaded.decrypt("s", &sealed).expect("decrypt").as_slice(),
+            b"v"
+        );
         // No temporary files are left behind.
         let entries: Vec<_> = fs::read_dir(path.parent().expect("parent"))
             .expect("readdir")
@@ -611,7 +643,7 @@ mod tests {
         assert!(!shown.contains("171"), "{shown}");
         assert!(shown.contains(k.key_id()));
 
-        let sealed = k.encrypt("s", b"plaintext-value").expect("encrypt");
+        let sealed = k.encrypt("s", b"plaintext-value");
         let shown = format!("{sealed:?}");
         assert!(!shown.contains("plaintext"), "{shown}");
     }

@@ -34,6 +34,15 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            // Manifest problems are a list of file:line:col lines, printed as they are.
+            let diagnostics = match (e.downcast_ref::<LoadError>(), e.downcast_ref::<ballast_engine::EngineError>()) {
+                (Some(LoadError::Invalid(d)), _) | (_, Some(ballast_engine::EngineError::Invalid(d))) => Some(d),
+                _ => None,
+            };
+            if let Some(diagnostics) = diagnostics {
+                eprintln!("{diagnostics}");
+                return ExitCode::from(error_code);
+            }
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");

@@ -196,7 +196,7 @@ pub async fn tasks(ctx: &Context, failed: bool, limit: u64) -> anyhow::Result<Ex
             time(&task.created_at),
             format!("{}/{}", task.kind, task.name),
             task.action.clone(),
-            task.status.clone(),
+            task.status.to_string(),
             task.error.clone().unwrap_or_default(),
         ]);
     }

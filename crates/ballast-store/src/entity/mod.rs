@@ -1,0 +1,12 @@
+//! sea-orm entities, one module per table. The schema itself is defined by the migrations in
+//! `migrations/`; these mirror it. Ids are UUID text, JSON columns are TEXT holding serialized
+//! JSON (the same on SQLite and PostgreSQL), timestamps are UTC.
+
+pub mod audit_log;
+pub mod containers;
+pub mod observed;
+pub mod resources;
+pub mod secrets;
+pub mod state_snapshots;
+pub mod store_meta;
+pub mod tasks;
