@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use ballast_plan::app::labels;
-use ballast_test_support::docker::{engine, unique_name, CallCounter};
+use ballast_test_support::docker::{CallCounter, engine, unique_name};
 
 fn app_doc(name: &str, image: &str, extra: &str) -> String {
     format!(
@@ -43,15 +43,28 @@ struct Measured {
 fn measure(bin: &Path, args: &[&str], envs: &[(&str, String)]) -> Result<Measured> {
     let rss_file = tempfile::NamedTempFile::new()?;
     let mut cmd = Command::new("/usr/bin/time");
-    cmd.arg("-f").arg("%M").arg("-o").arg(rss_file.path()).arg(bin).args(args);
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss_file.path())
+        .arg(bin)
+        .args(args);
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let start = Instant::now();
-    let out = cmd.output().context("run /usr/bin/time (apt-get install time)")?;
+    let out = cmd
+        .output()
+        .context("run /usr/bin/time (apt-get install time)")?;
     let wall = start.elapsed();
     let rss = std::fs::read_to_string(rss_file.path())?;
-    let max_rss_kib = rss.lines().last().unwrap_or("0").trim().parse().unwrap_or(0);
+    let max_rss_kib = rss
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0);
     Ok(Measured {
         wall,
         max_rss_kib,
@@ -77,7 +90,10 @@ async fn diff_10k(bin: &Path) -> Result<()> {
             l.insert(labels::MANAGED.to_string(), "true".to_string());
             l.insert(labels::APP.to_string(), r.key.name.clone());
             l.insert(labels::SPEC_HASH.to_string(), r.spec_hash());
-            l.insert(labels::SPEC.to_string(), serde_json::to_string(spec).unwrap_or_default());
+            l.insert(
+                labels::SPEC.to_string(),
+                serde_json::to_string(spec).unwrap_or_default(),
+            );
             let app = ballast_plan::ObservedApp {
                 container_id: format!("{:064x}", r.key.name.len()),
                 name: r.key.name.clone(),
@@ -89,10 +105,15 @@ async fn diff_10k(bin: &Path) -> Result<()> {
                 labels: l,
                 created: 0,
             };
-            (r.key.name.clone(), serde_json::to_value(app).unwrap_or_default())
+            (
+                r.key.name.clone(),
+                serde_json::to_value(app).unwrap_or_default(),
+            )
         })
         .collect();
-    store.record_observed_many("App", &observed, ballast_store::ChangeType::Discovered).await?;
+    store
+        .record_observed_many("App", &observed, ballast_store::ChangeType::Discovered)
+        .await?;
     drop(store);
     let envs = [("BALLAST_DATABASE_URL", url), ("NO_COLOR", "1".to_string())];
     let manifests_arg = manifests.display().to_string();
@@ -100,7 +121,11 @@ async fn diff_10k(bin: &Path) -> Result<()> {
     for _ in 0..3 {
         let m = measure(bin, &["diff", "-f", &manifests_arg], &envs)?;
         if m.code != 0 {
-            bail!("diff of 10,000 in-sync apps should report no changes (exit {}):\n{}", m.code, m.stdout);
+            bail!(
+                "diff of 10,000 in-sync apps should report no changes (exit {}):\n{}",
+                m.code,
+                m.stdout
+            );
         }
         runs.push(m);
     }
@@ -115,7 +140,10 @@ async fn diff_10k(bin: &Path) -> Result<()> {
 }
 
 fn docker(host: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new("docker").env("DOCKER_HOST", host).args(args).output()?;
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", host)
+        .args(args)
+        .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -134,7 +162,10 @@ fn ballast(bin: &Path, dir: &Path, host: &str, args: &[&str]) -> Result<Duration
     let start = Instant::now();
     let out = Command::new(bin)
         .args(args)
-        .env("BALLAST_DATABASE_URL", format!("sqlite://{}", dir.join("ballast.db").display()))
+        .env(
+            "BALLAST_DATABASE_URL",
+            format!("sqlite://{}", dir.join("ballast.db").display()),
+        )
         .env("BALLAST_KEY_FILE", dir.join("ballast.key"))
         .env("BALLAST_MANIFESTS", dir.join("manifests"))
         .env("DOCKER_HOST", host)
@@ -142,7 +173,11 @@ fn ballast(bin: &Path, dir: &Path, host: &str, args: &[&str]) -> Result<Duration
         .output()?;
     let took = start.elapsed();
     if !out.status.success() {
-        bail!("ballast {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "ballast {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(took)
 }
@@ -152,18 +187,31 @@ fn noop_200(bin: &Path) -> Result<()> {
     let host = test_engine.docker_host();
     let work = tempfile::tempdir()?;
     let prefix = unique_name("noop");
-    write_apps(&work.path().join("manifests"), &prefix, 200, test_engine.image())?;
+    write_apps(
+        &work.path().join("manifests"),
+        &prefix,
+        200,
+        test_engine.image(),
+    )?;
     let result = (|| -> Result<()> {
         ballast(bin, work.path(), &host, &["apply", "--yes"])?;
         let counter = CallCounter::start();
         let mut times = Vec::new();
         for _ in 0..5 {
             counter.reset();
-            times.push(ballast(bin, work.path(), &counter.docker_host(), &["apply", "--yes"])?);
+            times.push(ballast(
+                bin,
+                work.path(),
+                &counter.docker_host(),
+                &["apply", "--yes"],
+            )?);
         }
         times.sort();
         let calls = counter.calls();
-        let lists = calls.iter().filter(|(m, p)| m == "GET" && p.starts_with("/containers/json")).count();
+        let lists = calls
+            .iter()
+            .filter(|(m, p)| m == "GET" && p.starts_with("/containers/json"))
+            .count();
         println!(
             "noop-200: median wall {:.3} s over 5 runs; Docker calls per run: {} ({} container list, {} mutating) (target: 1 list, 0 mutating, <= 1 s)",
             times[2].as_secs_f64(),
@@ -192,10 +240,18 @@ fn compose_50(bin: &Path) -> Result<()> {
     let host = test_engine.docker_host();
     let work = tempfile::tempdir()?;
     let prefix = unique_name("cmp");
-    write_apps(&work.path().join("manifests"), &prefix, 50, test_engine.image())?;
+    write_apps(
+        &work.path().join("manifests"),
+        &prefix,
+        50,
+        test_engine.image(),
+    )?;
     let compose_dir: PathBuf = work.path().join("compose");
     std::fs::create_dir_all(&compose_dir)?;
-    std::fs::write(compose_dir.join("docker-compose.yml"), compose_file(&prefix, 50, test_engine.image()))?;
+    std::fs::write(
+        compose_dir.join("docker-compose.yml"),
+        compose_file(&prefix, 50, test_engine.image()),
+    )?;
     let compose = |args: &[&str]| -> Result<Duration> {
         let start = Instant::now();
         let out = Command::new("docker-compose")
@@ -206,7 +262,10 @@ fn compose_50(bin: &Path) -> Result<()> {
             .output()
             .context("run docker-compose (apt-get install docker-compose)")?;
         if !out.status.success() {
-            bail!("docker-compose {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "docker-compose {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(start.elapsed())
     };
@@ -236,9 +295,15 @@ fn compose_50(bin: &Path) -> Result<()> {
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "all".into());
-    let bin = PathBuf::from(args.next().unwrap_or_else(|| "target/release/ballast".into()));
+    let bin = PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "target/release/ballast".into()),
+    );
     if !bin.exists() {
-        bail!("{} not found; build it first: cargo build --release -p ballast-cli", bin.display());
+        bail!(
+            "{} not found; build it first: cargo build --release -p ballast-cli",
+            bin.display()
+        );
     }
     let bin = bin.canonicalize()?;
     if which == "all" || which == "diff-10k" {

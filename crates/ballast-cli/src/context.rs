@@ -21,7 +21,9 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: Global) -> Self {
-        let color = !global.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        let color = !global.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal();
         Context { global, color }
     }
 
@@ -33,12 +35,17 @@ impl Context {
     }
 
     pub fn key_file(&self) -> PathBuf {
-        ballast_secrets::resolve_key_path(self.global.key_file.as_deref(), Path::new(DEFAULT_STATE_DIR))
+        ballast_secrets::resolve_key_path(
+            self.global.key_file.as_deref(),
+            Path::new(DEFAULT_STATE_DIR),
+        )
     }
 
     pub async fn store(&self) -> anyhow::Result<Store> {
         let url = self.database_url();
-        Store::open(&url).await.with_context(|| "cannot open the ballast database".to_string())
+        Store::open(&url)
+            .await
+            .with_context(|| "cannot open the ballast database".to_string())
     }
 
     pub async fn engine(&self, parallelism: usize) -> anyhow::Result<Engine> {

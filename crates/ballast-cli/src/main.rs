@@ -31,7 +31,13 @@ pub struct Global {
     #[arg(long, env = "BALLAST_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
     /// Manifest directory (read recursively) or single manifest file.
-    #[arg(short = 'f', long = "file", env = "BALLAST_MANIFESTS", global = true, default_value = "manifests")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "BALLAST_MANIFESTS",
+        global = true,
+        default_value = "manifests"
+    )]
     pub file: PathBuf,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum)]
@@ -140,7 +146,10 @@ pub enum SecretCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     context::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -16,7 +16,9 @@ pub struct Progress {
 
 impl Progress {
     pub fn new() -> Self {
-        let bars = std::io::stderr().is_terminal().then(|| (MultiProgress::new(), Mutex::new(HashMap::new())));
+        let bars = std::io::stderr()
+            .is_terminal()
+            .then(|| (MultiProgress::new(), Mutex::new(HashMap::new())));
         Progress { bars }
     }
 

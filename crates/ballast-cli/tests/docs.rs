@@ -8,7 +8,11 @@ use std::path::Path;
 use common::Env;
 
 fn repo(rel: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -31,11 +35,36 @@ fn the_app_example_shows_every_field_of_the_schema() {
     let schema = env.ballast(&["schema"]);
     assert_eq!(schema.code, 0, "{schema}");
     let schema: serde_json::Value = serde_json::from_str(&schema.stdout).unwrap();
-    let spec_ref = schema["$defs"]["App"]["properties"]["spec"]["$ref"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-    let fields: Vec<String> = schema["$defs"][&spec_ref]["properties"].as_object().unwrap().keys().cloned().collect();
+    let spec_ref = schema["$defs"]["App"]["properties"]["spec"]["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let fields: Vec<String> = schema["$defs"][&spec_ref]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     assert!(fields.len() >= 17, "{fields:?}");
     let example = std::fs::read_to_string(repo("examples/app.yaml")).unwrap();
     for field in fields {
-        assert!(example.contains(&format!("\n  {field}:")), "examples/app.yaml does not show `{field}`");
+        assert!(
+            example.contains(&format!("\n  {field}:")),
+            "examples/app.yaml does not show `{field}`"
+        );
     }
+}
+
+#[test]
+fn the_committed_schema_file_is_current() {
+    let env = Env::new("schemafile");
+    let printed = env.ballast(&["schema"]);
+    let committed = std::fs::read_to_string(repo("ballast.schema.json")).unwrap();
+    assert_eq!(
+        printed.stdout, committed,
+        "ballast.schema.json is stale: run `ballast schema > ballast.schema.json`"
+    );
 }

@@ -15,7 +15,11 @@ pub struct GitSource {
 
 /// Asks git about `dir`. Not a work tree, or no git installed: no commit, not dirty.
 pub fn source_info(dir: &Path) -> GitSource {
-    let dir = if dir.is_file() { dir.parent().unwrap_or(Path::new(".")) } else { dir };
+    let dir = if dir.is_file() {
+        dir.parent().unwrap_or(Path::new("."))
+    } else {
+        dir
+    };
     let run = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -30,5 +34,8 @@ pub fn source_info(dir: &Path) -> GitSource {
         return GitSource::default();
     };
     let dirty = run(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
-    GitSource { commit: Some(commit), dirty }
+    GitSource {
+        commit: Some(commit),
+        dirty,
+    }
 }

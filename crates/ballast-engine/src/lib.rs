@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use ballast_docker::{DockerEngine, DockerError, ResolvedApp};
 use ballast_model::{DesiredSet, Diagnostics, Kind, ResourceKey, ResourceSpec};
-use ballast_plan::{plan_set, Action, AppStep, ObservedApp, Plan, ResourcePlan};
+use ballast_plan::{Action, AppStep, ObservedApp, Plan, ResourcePlan, plan_set};
 use ballast_store::{ChangeType, DesiredRecord, Store, StoreError};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Semaphore, watch};
 
-pub use git::{source_info, GitSource};
+pub use git::{GitSource, source_info};
 pub use secrets::SecretError as EngineSecretError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +32,13 @@ pub enum EngineError {
     Docker(#[source] DockerError),
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
-    #[error("recorded observed state of {key} is not readable ({source}); run `ballast diff --refresh`")]
-    CorruptObserved { key: ResourceKey, source: serde_json::Error },
+    #[error(
+        "recorded observed state of {key} is not readable ({source}); run `ballast diff --refresh`"
+    )]
+    CorruptObserved {
+        key: ResourceKey,
+        source: serde_json::Error,
+    },
 }
 
 /// What to plan.
@@ -104,7 +109,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Store, key_file: PathBuf) -> Self {
-        Engine { store, key_file, docker: tokio::sync::OnceCell::new(), key: tokio::sync::OnceCell::new(), parallelism: 8 }
+        Engine {
+            store,
+            key_file,
+            docker: tokio::sync::OnceCell::new(),
+            key: tokio::sync::OnceCell::new(),
+            parallelism: 8,
+        }
     }
 
     pub fn with_parallelism(mut self, parallelism: usize) -> Self {
@@ -129,7 +140,11 @@ impl Engine {
 
     /// Observes the engine: one container list call.
     pub async fn observe(&self) -> Result<BTreeMap<String, ObservedApp>, EngineError> {
-        self.docker().await?.observe_apps().await.map_err(EngineError::Docker)
+        self.docker()
+            .await?
+            .observe_apps()
+            .await
+            .map_err(EngineError::Docker)
     }
 
     /// What the store recorded at the last observation.
@@ -137,7 +152,10 @@ impl Engine {
         let mut out = BTreeMap::new();
         for row in self.store.list_observed(Kind::App.as_str()).await? {
             let app: ObservedApp = serde_json::from_value(row.state.clone()).map_err(|source| {
-                EngineError::CorruptObserved { key: ResourceKey::new(Kind::App, row.name.clone()), source }
+                EngineError::CorruptObserved {
+                    key: ResourceKey::new(Kind::App, row.name.clone()),
+                    source,
+                }
             })?;
             out.insert(row.name.clone(), app);
         }
@@ -145,12 +163,26 @@ impl Engine {
     }
 
     /// Plans `set`. Reads the store and, with `refresh`, the engine; writes nothing.
-    pub async fn plan(&self, set: DesiredSet, options: &PlanOptions) -> Result<Prepared, EngineError> {
+    pub async fn plan(
+        &self,
+        set: DesiredSet,
+        options: &PlanOptions,
+    ) -> Result<Prepared, EngineError> {
         let versions = secrets::check_refs(&self.store, &set).await?;
         let hashes = effective_hashes(&set, &versions);
-        let observed = if options.refresh { self.observe().await? } else { self.recorded_observed().await? };
+        let observed = if options.refresh {
+            self.observe().await?
+        } else {
+            self.recorded_observed().await?
+        };
         let plan = plan_set(&set, &hashes, &observed, options.prune, &options.targets);
-        Ok(Prepared { plan, set, hashes, observed, live: options.refresh })
+        Ok(Prepared {
+            plan,
+            set,
+            hashes,
+            observed,
+            live: options.refresh,
+        })
     }
 
     /// Applies a prepared plan. The plan should come from [`Engine::plan`] with `refresh`; if it
@@ -165,17 +197,28 @@ impl Engine {
     ) -> Result<ApplyReport, EngineError> {
         if !prepared.live {
             prepared.observed = self.observe().await?;
-            prepared.plan = plan_set(&prepared.set, &prepared.hashes, &prepared.observed, options.prune, &options.targets);
+            prepared.plan = plan_set(
+                &prepared.set,
+                &prepared.hashes,
+                &prepared.observed,
+                options.prune,
+                &options.targets,
+            );
             prepared.live = true;
         }
-        let mut report = ApplyReport { interrupted: self.recover_interrupted(&prepared.observed).await?, ..Default::default() };
+        let mut report = ApplyReport {
+            interrupted: self.recover_interrupted(&prepared.observed).await?,
+            ..Default::default()
+        };
 
         self.record_desired(&prepared.set, source).await?;
-        self.record_observations(&prepared.observed, &HashSet::new()).await?;
+        self.record_observations(&prepared.observed, &HashSet::new())
+            .await?;
 
         let changes: Vec<&ResourcePlan> = prepared.plan.changes().collect();
         if !changes.is_empty() {
-            self.execute(&prepared, &changes, reporter, &mut report).await;
+            self.execute(&prepared, &changes, reporter, &mut report)
+                .await;
             let created: HashSet<String> = report
                 .succeeded
                 .iter()
@@ -186,7 +229,9 @@ impl Engine {
             self.record_observations(&after, &created).await?;
             for (key, action) in &report.succeeded {
                 if *action == Action::Delete {
-                    self.store.forget_desired(key.kind.as_str(), &key.name).await?;
+                    self.store
+                        .forget_desired(key.kind.as_str(), &key.name)
+                        .await?;
                 }
             }
         }
@@ -199,7 +244,10 @@ impl Engine {
 
     /// Tasks left `running` by a process that died are re-examined, never replayed: the plan
     /// just computed from live observation already says what is left to do.
-    async fn recover_interrupted(&self, observed: &BTreeMap<String, ObservedApp>) -> Result<usize, EngineError> {
+    async fn recover_interrupted(
+        &self,
+        observed: &BTreeMap<String, ObservedApp>,
+    ) -> Result<usize, EngineError> {
         let stuck = self.store.running_tasks().await?;
         for task in &stuck {
             let found = match observed.get(&task.name) {
@@ -214,7 +262,11 @@ impl Engine {
         Ok(stuck.len())
     }
 
-    async fn record_desired(&self, set: &DesiredSet, source: &GitSource) -> Result<(), EngineError> {
+    async fn record_desired(
+        &self,
+        set: &DesiredSet,
+        source: &GitSource,
+    ) -> Result<(), EngineError> {
         let items: Vec<DesiredRecord> = set
             .iter()
             .map(|r| DesiredRecord {
@@ -226,7 +278,10 @@ impl Engine {
                 source_line: r.source.line as i64,
             })
             .collect();
-        let info = ballast_store::SourceInfo { git_commit: source.commit.clone(), git_dirty: source.dirty };
+        let info = ballast_store::SourceInfo {
+            git_commit: source.commit.clone(),
+            git_dirty: source.dirty,
+        };
         self.store.record_desired(&items, &info).await?;
         Ok(())
     }
@@ -239,14 +294,23 @@ impl Engine {
         created: &HashSet<String>,
     ) -> Result<(), EngineError> {
         let kind = Kind::App.as_str();
-        let recorded: HashSet<String> =
-            self.store.list_observed(kind).await?.into_iter().map(|row| row.name).collect();
+        let recorded: HashSet<String> = self
+            .store
+            .list_observed(kind)
+            .await?
+            .into_iter()
+            .map(|row| row.name)
+            .collect();
         let (fresh, seen): (Vec<_>, Vec<_>) = observed
             .iter()
             .map(|(name, app)| (name.clone(), serde_json::to_value(app).unwrap_or_default()))
             .partition(|(name, _)| created.contains(name));
-        self.store.record_observed_many(kind, &fresh, ChangeType::Created).await?;
-        self.store.record_observed_many(kind, &seen, ChangeType::Discovered).await?;
+        self.store
+            .record_observed_many(kind, &fresh, ChangeType::Created)
+            .await?;
+        self.store
+            .record_observed_many(kind, &seen, ChangeType::Discovered)
+            .await?;
         for gone in recorded.iter().filter(|name| !observed.contains_key(*name)) {
             self.store.record_gone(kind, gone).await?;
         }
@@ -263,7 +327,9 @@ impl Engine {
                 app: app.labels.get(ballast_plan::app::labels::APP).cloned(),
             })
             .collect();
-        self.store.replace_containers(ballast_model::app::LOCAL_SERVER, &rows).await?;
+        self.store
+            .replace_containers(ballast_model::app::LOCAL_SERVER, &rows)
+            .await?;
         Ok(())
     }
 
@@ -275,14 +341,20 @@ impl Engine {
         reporter: &dyn Reporter,
         report: &mut ApplyReport,
     ) {
-        let mut done: HashMap<ResourceKey, (watch::Sender<Option<bool>>, watch::Receiver<Option<bool>>)> =
-            changes.iter().map(|r| (r.key.clone(), watch::channel(None))).collect();
-        let receivers: HashMap<ResourceKey, watch::Receiver<Option<bool>>> =
-            done.iter().map(|(k, (_, rx))| (k.clone(), rx.clone())).collect();
+        // Each change announces its outcome on a watch channel its dependents wait on.
+        let mut senders: HashMap<ResourceKey, watch::Sender<Option<bool>>> = HashMap::new();
+        let mut receivers: HashMap<ResourceKey, watch::Receiver<Option<bool>>> = HashMap::new();
+        for resource in changes {
+            let (sender, receiver) = watch::channel(None);
+            senders.insert(resource.key.clone(), sender);
+            receivers.insert(resource.key.clone(), receiver);
+        }
         let limit = Semaphore::new(self.parallelism);
         let mut running = FuturesUnordered::new();
         for resource in changes {
-            let (sender, _) = done.remove(&resource.key).expect("a channel per change");
+            let Some(sender) = senders.remove(&resource.key) else {
+                continue;
+            };
             let deps: Vec<(ResourceKey, watch::Receiver<Option<bool>>)> = resource
                 .depends_on
                 .iter()
@@ -329,19 +401,35 @@ impl Engine {
 
     async fn record_skipped(&self, resource: &ResourcePlan, message: &str) {
         let kind = resource.key.kind.as_str();
-        if let Ok(id) = self.store.create_task(kind, &resource.key.name, resource.action.verb()).await {
+        if let Ok(id) = self
+            .store
+            .create_task(kind, &resource.key.name, resource.action.verb())
+            .await
+        {
             let _ = self.store.finish_task(&id, Err(message.to_string())).await;
         }
     }
 
     /// One resource's action as one task: pending, running, then succeeded or failed with the
     /// steps' log.
-    async fn run_resource(&self, prepared: &Prepared, resource: &ResourcePlan, reporter: &dyn Reporter) -> Result<(), String> {
+    async fn run_resource(
+        &self,
+        prepared: &Prepared,
+        resource: &ResourcePlan,
+        reporter: &dyn Reporter,
+    ) -> Result<(), String> {
         let key = &resource.key;
         let kind = key.kind.as_str();
         reporter.started(key, resource.action);
-        let task = self.store.create_task(kind, &key.name, resource.action.verb()).await.map_err(|e| e.to_string())?;
-        self.store.start_task(&task).await.map_err(|e| e.to_string())?;
+        let task = self
+            .store
+            .create_task(kind, &key.name, resource.action.verb())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.store
+            .start_task(&task)
+            .await
+            .map_err(|e| e.to_string())?;
         let outcome = self.run_steps(prepared, resource, &task, reporter).await;
         let recorded = self.store.finish_task(&task, outcome.clone()).await;
         reporter.finished(key, &outcome);
@@ -360,7 +448,9 @@ impl Engine {
         let app = match prepared.set.get(key) {
             Some(desired) => {
                 let ResourceSpec::App(spec) = &desired.spec;
-                let env = secrets::resolve_env(&self.store, &self.key, &self.key_file, spec).await.map_err(|e| e.to_string())?;
+                let env = secrets::resolve_env(&self.store, &self.key, &self.key_file, spec)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let hash = prepared.hashes.get(key).cloned().unwrap_or_default();
                 Some(ResolvedApp::new(key.name.clone(), spec.clone(), hash, env))
             }
@@ -371,9 +461,15 @@ impl Engine {
             let mut log = Vec::new();
             let result = match (&app, step) {
                 (Some(app), step) => docker.run_step(app, step, &mut log).await,
-                (None, AppStep::RemoveContainer { container_id }) => docker.remove_container(&key.name, container_id, &mut log).await,
+                (None, AppStep::RemoveContainer { container_id }) => {
+                    docker
+                        .remove_container(&key.name, container_id, &mut log)
+                        .await
+                }
                 (None, other) => {
-                    log.push(format!("skipped {other:?}: the app is no longer in the manifests"));
+                    log.push(format!(
+                        "skipped {other:?}: the app is no longer in the manifests"
+                    ));
                     Ok(())
                 }
             };
@@ -383,7 +479,10 @@ impl Engine {
             }
             if let Err(e) = result {
                 let message = e.to_string();
-                let _ = self.store.append_task_log(task, &format!("error: {message}")).await;
+                let _ = self
+                    .store
+                    .append_task_log(task, &format!("error: {message}"))
+                    .await;
                 return Err(message);
             }
         }
@@ -393,7 +492,10 @@ impl Engine {
 
 /// Each resource's spec hash, combined with the versions of the secrets it uses so that
 /// `ballast secret set` of a value an app uses recreates that app.
-fn effective_hashes(set: &DesiredSet, versions: &HashMap<String, String>) -> HashMap<ResourceKey, String> {
+fn effective_hashes(
+    set: &DesiredSet,
+    versions: &HashMap<String, String>,
+) -> HashMap<ResourceKey, String> {
     set.iter()
         .map(|r| {
             let ResourceSpec::App(spec) = &r.spec;
@@ -406,7 +508,9 @@ fn effective_hashes(set: &DesiredSet, versions: &HashMap<String, String>) -> Has
             let hash = if used.is_empty() {
                 r.spec_hash()
             } else {
-                ballast_model::spec_hash(&serde_json::json!({"spec": r.spec_hash(), "secrets": used}))
+                ballast_model::spec_hash(
+                    &serde_json::json!({"spec": r.spec_hash(), "secrets": used}),
+                )
             };
             (r.key.clone(), hash)
         })
@@ -414,7 +518,13 @@ fn effective_hashes(set: &DesiredSet, versions: &HashMap<String, String>) -> Has
 }
 
 fn summary_line(report: &ApplyReport) -> String {
-    let count = |action: Action| report.succeeded.iter().filter(|(_, a)| *a == action).count();
+    let count = |action: Action| {
+        report
+            .succeeded
+            .iter()
+            .filter(|(_, a)| *a == action)
+            .count()
+    };
     format!(
         "{} created, {} updated, {} replaced, {} deleted, {} failed",
         count(Action::Create),

@@ -24,13 +24,22 @@ pub enum SecretError {
 }
 
 /// Every secret the set refers to must exist; returns each secret's current version.
-pub(crate) async fn check_refs(store: &Store, set: &DesiredSet) -> Result<HashMap<String, String>, crate::EngineError> {
-    let uses_secrets = set.apps().any(|(_, app)| app.secret_refs().next().is_some());
+pub(crate) async fn check_refs(
+    store: &Store,
+    set: &DesiredSet,
+) -> Result<HashMap<String, String>, crate::EngineError> {
+    let uses_secrets = set
+        .apps()
+        .any(|(_, app)| app.secret_refs().next().is_some());
     if !uses_secrets {
         return Ok(HashMap::new());
     }
-    let versions: HashMap<String, String> =
-        store.list_secrets().await?.into_iter().map(|s| (s.name, s.version.to_string())).collect();
+    let versions: HashMap<String, String> = store
+        .list_secrets()
+        .await?
+        .into_iter()
+        .map(|s| (s.name, s.version.to_string()))
+        .collect();
     let mut problems = Diagnostics::default();
     for resource in set.iter() {
         let ResourceSpec::App(app) = &resource.spec;
@@ -41,12 +50,19 @@ pub(crate) async fn check_refs(store: &Store, set: &DesiredSet) -> Result<HashMa
                 problems.push(resource.diagnostic(
                     &value.referenced,
                     &format!("spec.env.{key}"),
-                    format!("secret `{}` does not exist; create it with `ballast secret set {}`", r.name, r.name),
+                    format!(
+                        "secret `{}` does not exist; create it with `ballast secret set {}`",
+                        r.name, r.name
+                    ),
                 ));
             }
         }
     }
-    if problems.is_empty() { Ok(versions) } else { Err(crate::EngineError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(versions)
+    } else {
+        Err(crate::EngineError::Invalid(problems))
+    }
 }
 
 /// The app's environment with secret references replaced by their decrypted values.
@@ -61,10 +77,16 @@ pub(crate) async fn resolve_env(
         let text = match &value.value {
             EnvValue::Text(text) => text.clone(),
             EnvValue::Secret(r) => {
-                let key = key.get_or_try_init(|| async { SecretKey::load(key_file) }).await?;
-                let stored = store.get_secret(&r.name).await?.ok_or_else(|| SecretError::Missing(r.name.clone()))?;
+                let key = key
+                    .get_or_try_init(|| async { SecretKey::load(key_file) })
+                    .await?;
+                let stored = store
+                    .get_secret(&r.name)
+                    .await?
+                    .ok_or_else(|| SecretError::Missing(r.name.clone()))?;
                 let plain = key.decrypt(&r.name, &stored.sealed)?;
-                String::from_utf8(plain.to_vec()).map_err(|_| SecretError::NotText(r.name.clone()))?
+                String::from_utf8(plain.to_vec())
+                    .map_err(|_| SecretError::NotText(r.name.clone()))?
             }
         };
         env.push((name.clone(), text));

@@ -16,7 +16,11 @@ use serde_saphyr::{Location, Spanned};
 pub const LOCAL_SERVER: &str = "local";
 
 fn local_server() -> Spanned<String> {
-    Spanned::new(LOCAL_SERVER.to_string(), Location::UNKNOWN, Location::UNKNOWN)
+    Spanned::new(
+        LOCAL_SERVER.to_string(),
+        Location::UNKNOWN,
+        Location::UNKNOWN,
+    )
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -219,7 +223,9 @@ impl<'de> Deserialize<'de> for EnvValue {
                     }
                     secret = Some(map.next_value::<SecretRef>()?);
                 }
-                secret.map(EnvValue::Secret).ok_or_else(|| de::Error::missing_field("secretRef"))
+                secret
+                    .map(EnvValue::Secret)
+                    .ok_or_else(|| de::Error::missing_field("secretRef"))
             }
         }
         deserializer.deserialize_any(EnvVisitor)
@@ -251,7 +257,9 @@ impl Healthcheck {
         match &self.test {
             CommandLine::Exec(argv) => match argv.first().map(String::as_str) {
                 Some("CMD") | Some("CMD-SHELL") | Some("NONE") => argv.clone(),
-                _ => std::iter::once("CMD".to_string()).chain(argv.iter().cloned()).collect(),
+                _ => std::iter::once("CMD".to_string())
+                    .chain(argv.iter().cloned())
+                    .collect(),
             },
             CommandLine::Shell(line) => vec!["CMD-SHELL".to_string(), line.clone()],
         }
@@ -299,8 +307,12 @@ pub struct PortMapping {
 fn parse_port_number(text: &str, what: &str) -> Result<u16, String> {
     match text.parse::<u32>() {
         Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
-        Ok(n) => Err(format!("{what} port {n} is out of range; expected 1 to 65535")),
-        Err(_) => Err(format!("{what} port `{text}` is not a number; expected 1 to 65535")),
+        Ok(n) => Err(format!(
+            "{what} port {n} is out of range; expected 1 to 65535"
+        )),
+        Err(_) => Err(format!(
+            "{what} port `{text}` is not a number; expected 1 to 65535"
+        )),
     }
 }
 
@@ -312,7 +324,9 @@ impl PortMapping {
             Some((rest, "tcp")) => (rest, Protocol::Tcp),
             Some((rest, "udp")) => (rest, Protocol::Udp),
             Some((_, other)) => {
-                return Err(format!("unknown protocol `{other}` in `{text}`; expected tcp or udp"));
+                return Err(format!(
+                    "unknown protocol `{other}` in `{text}`; expected tcp or udp"
+                ));
             }
             None => (text, Protocol::Tcp),
         };
@@ -338,7 +352,9 @@ impl PortMapping {
             ),
             None => None,
         };
-        let (host, container) = ports.split_once(':').ok_or_else(|| format!("`{text}`: {FORM}"))?;
+        let (host, container) = ports
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}`: {FORM}"))?;
         Ok(PortMapping {
             host_ip,
             host_port: parse_port_number(host, "host")?,
@@ -365,17 +381,24 @@ pub enum VolumeSource {
 impl VolumeMount {
     /// Parses `name:/path[:ro|rw]` or `/host/path:/path[:ro|rw]`.
     pub fn parse(text: &str) -> Result<VolumeMount, String> {
-        const FORM: &str = "expected `volume-name:/container/path[:ro]` or `/host/path:/container/path[:ro]`";
+        const FORM: &str =
+            "expected `volume-name:/container/path[:ro]` or `/host/path:/container/path[:ro]`";
         let parts: Vec<&str> = text.split(':').collect();
         let (source, target, read_only) = match parts.as_slice() {
             [source, target] => (*source, *target, false),
             [source, target, "ro"] => (*source, *target, true),
             [source, target, "rw"] => (*source, *target, false),
-            [_, _, mode] => return Err(format!("unknown mode `{mode}` in `{text}`; expected ro or rw")),
+            [_, _, mode] => {
+                return Err(format!(
+                    "unknown mode `{mode}` in `{text}`; expected ro or rw"
+                ));
+            }
             _ => return Err(format!("`{text}`: {FORM}")),
         };
         if !target.starts_with('/') {
-            return Err(format!("container path `{target}` in `{text}` must be absolute"));
+            return Err(format!(
+                "container path `{target}` in `{text}` must be absolute"
+            ));
         }
         let source = if source.starts_with('/') {
             VolumeSource::Bind(source.to_string())
@@ -390,7 +413,11 @@ impl VolumeMount {
                 "`{source}` in `{text}` is not a volume name; names use letters, digits, `_`, `.` and `-`"
             ));
         };
-        Ok(VolumeMount { source, target: target.to_string(), read_only })
+        Ok(VolumeMount {
+            source,
+            target: target.to_string(),
+            read_only,
+        })
     }
 }
 
@@ -405,7 +432,9 @@ pub fn check_network_name(name: &str) -> Result<(), String> {
     if is_volume_name(name) {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a network name; names use letters, digits, `_`, `.` and `-`"))
+        Err(format!(
+            "`{name}` is not a network name; names use letters, digits, `_`, `.` and `-`"
+        ))
     }
 }
 
@@ -429,7 +458,9 @@ impl RestartPolicy {
             other => match other.strip_prefix("on-failure:") {
                 Some(n) => n
                     .parse::<u32>()
-                    .map(|n| RestartPolicy::OnFailure { max_retries: Some(n) })
+                    .map(|n| RestartPolicy::OnFailure {
+                        max_retries: Some(n),
+                    })
                     .map_err(|_| format!("`{n}` in `{text}` is not a retry count; {FORM}")),
                 None => Err(format!("unknown restart policy `{text}`; {FORM}")),
             },
@@ -441,11 +472,13 @@ impl RestartPolicy {
 /// `--memory`) or `Ki`, `Mi`, `Gi`; an optional trailing `b`/`B` is accepted.
 pub fn parse_memory(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
-    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(digits_end);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a memory size; expected e.g. `512m`, `1g` or `256Mi`"))?;
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a memory size; expected e.g. `512m`, `1g` or `256Mi`")
+    })?;
     let multiplier: u64 = match unit.to_ascii_lowercase().trim_end_matches('b') {
         "" => 1,
         "k" | "ki" => 1 << 10,
@@ -453,7 +486,9 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         "g" | "gi" => 1 << 30,
         "t" | "ti" => 1 << 40,
         _ => {
-            return Err(format!("unknown unit `{unit}` in `{text}`; expected k, m, g, Ki, Mi or Gi"));
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}`; expected k, m, g, Ki, Mi or Gi"
+            ));
         }
     };
     let bytes = number
@@ -461,7 +496,9 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("memory size `{text}` is too large"))?;
     // Docker refuses limits under 6 MiB; saying so here beats a failed create later.
     if bytes < 6 << 20 {
-        return Err(format!("memory limit `{text}` is below Docker's minimum of 6m"));
+        return Err(format!(
+            "memory limit `{text}` is below Docker's minimum of 6m"
+        ));
     }
     Ok(bytes)
 }
@@ -480,14 +517,27 @@ mod tests {
     fn ports_parse_in_every_documented_form() {
         let cases: &[(&str, Option<&str>, u16, u16, Protocol)] = &[
             ("8080:80", None, 8080, 80, Protocol::Tcp),
-            ("127.0.0.1:8080:80", Some("127.0.0.1"), 8080, 80, Protocol::Tcp),
+            (
+                "127.0.0.1:8080:80",
+                Some("127.0.0.1"),
+                8080,
+                80,
+                Protocol::Tcp,
+            ),
             ("53:53/udp", None, 53, 53, Protocol::Udp),
             ("[::1]:8443:443/tcp", Some("::1"), 8443, 443, Protocol::Tcp),
         ];
         for (text, ip, host, container, protocol) in cases {
             let parsed = PortMapping::parse(text).unwrap();
-            assert_eq!(parsed.host_ip.map(|i| i.to_string()).as_deref(), *ip, "{text}");
-            assert_eq!((parsed.host_port, parsed.container_port, parsed.protocol), (*host, *container, *protocol));
+            assert_eq!(
+                parsed.host_ip.map(|i| i.to_string()).as_deref(),
+                *ip,
+                "{text}"
+            );
+            assert_eq!(
+                (parsed.host_port, parsed.container_port, parsed.protocol),
+                (*host, *container, *protocol)
+            );
         }
     }
 
@@ -530,12 +580,25 @@ mod tests {
 
     #[test]
     fn restart_memory_and_duration_parsers() {
-        assert_eq!(RestartPolicy::parse("on-failure:3").unwrap(), RestartPolicy::OnFailure { max_retries: Some(3) });
-        assert!(RestartPolicy::parse("sometimes").unwrap_err().contains("expected no, always"));
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure {
+                max_retries: Some(3)
+            }
+        );
+        assert!(
+            RestartPolicy::parse("sometimes")
+                .unwrap_err()
+                .contains("expected no, always")
+        );
         assert_eq!(parse_memory("512m").unwrap(), 512 << 20);
         assert_eq!(parse_memory("2Gi").unwrap(), 2 << 30);
         assert_eq!(parse_memory("104857600").unwrap(), 100 << 20);
-        assert!(parse_memory("lots").unwrap_err().contains("not a memory size"));
+        assert!(
+            parse_memory("lots")
+                .unwrap_err()
+                .contains("not a memory size")
+        );
         assert!(parse_memory("1k").unwrap_err().contains("minimum"));
         assert!(parse_memory("5x").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
@@ -544,9 +607,18 @@ mod tests {
 
     #[test]
     fn healthcheck_test_maps_to_docker_form() {
-        let exec = Healthcheck { test: CommandLine::Exec(vec!["wget".into(), "-q".into()]), interval: None, timeout: None, retries: None, start_period: None };
+        let exec = Healthcheck {
+            test: CommandLine::Exec(vec!["wget".into(), "-q".into()]),
+            interval: None,
+            timeout: None,
+            retries: None,
+            start_period: None,
+        };
         assert_eq!(exec.docker_test(), vec!["CMD", "wget", "-q"]);
-        let shell = Healthcheck { test: CommandLine::Shell("curl -f localhost".into()), ..exec };
+        let shell = Healthcheck {
+            test: CommandLine::Shell("curl -f localhost".into()),
+            ..exec
+        };
         assert_eq!(shell.docker_test(), vec!["CMD-SHELL", "curl -f localhost"]);
     }
 }

@@ -62,7 +62,8 @@ impl Diagnostics {
         self.0.iter()
     }
     pub(crate) fn sort(&mut self) {
-        self.0.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.message.cmp(&b.message)));
+        self.0
+            .sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.message.cmp(&b.message)));
         self.0.dedup();
     }
 }
@@ -73,6 +74,10 @@ impl fmt::Display for Diagnostics {
             writeln!(f, "{d}")?;
         }
         let n = self.0.len();
-        write!(f, "{n} error{} in the manifests; nothing was applied", if n == 1 { "" } else { "s" })
+        write!(
+            f,
+            "{n} error{} in the manifests; nothing was applied",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }

@@ -14,9 +14,10 @@ pub mod validate;
 
 pub use app::AppSpec;
 pub use diagnostic::{Diagnostic, Diagnostics, SourcePos};
-pub use loader::{load_dir, manifest_files, parse_source, LoadError, ManifestFile};
+pub use loader::{LoadError, ManifestFile, load_dir, manifest_files, parse_source};
 pub use manifest::{
-    spec_hash, DesiredResource, DesiredSet, Document, Kind, Metadata, ResourceKey, ResourceSpec, API_VERSION,
+    API_VERSION, DesiredResource, DesiredSet, Document, Kind, Metadata, ResourceKey, ResourceSpec,
+    spec_hash,
 };
 pub use serde_saphyr::Spanned;
 pub use validate::validate_set;

@@ -11,18 +11,29 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::app::AppSpec;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourcePos};
-use crate::manifest::{DesiredResource, Document, Header, Kind, ResourceKey, ResourceSpec, API_VERSION};
-use crate::path_at::{locate, path_and_shape_at, Prefer};
+use crate::manifest::{
+    API_VERSION, DesiredResource, Document, Header, Kind, ResourceKey, ResourceSpec,
+};
+use crate::path_at::{Prefer, locate, path_and_shape_at};
 use crate::validate;
 
 /// Kinds in the product's direction that this build does not reconcile yet; named in the error
 /// so a user knows the manifest is not simply misspelt.
-const PLANNED_KINDS: &[&str] = &["Server", "ProxmoxCluster", "ProxmoxVm", "ProxmoxContainer", "FirmwarePlan"];
+const PLANNED_KINDS: &[&str] = &[
+    "Server",
+    "ProxmoxCluster",
+    "ProxmoxVm",
+    "ProxmoxContainer",
+    "FirmwarePlan",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(Diagnostics),
 }
@@ -36,7 +47,10 @@ pub struct ManifestFile {
 
 /// Every manifest file under `root` (or `root` itself when it is a file), in path order.
 pub fn manifest_files(root: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |path: &Path, source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |path: &Path, source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = std::fs::metadata(root).map_err(|e| io(root, e))?;
     if meta.is_file() {
         return Ok(vec![root.to_path_buf()]);
@@ -69,7 +83,10 @@ pub fn load_dir(root: &Path) -> Result<crate::DesiredSet, LoadError> {
     let mut resources = Vec::new();
     let mut diagnostics = Diagnostics::default();
     for path in manifest_files(root)? {
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let (parsed, problems) = parse_source(&path, &text);
         resources.extend(parsed);
         diagnostics.0.extend(problems);
@@ -98,7 +115,10 @@ fn split_documents(text: &str) -> Vec<RawDocument> {
         let start = is_marker(line, "---");
         let end = is_marker(line, "...");
         if start || end {
-            docs.push(RawDocument { text: std::mem::take(&mut current), first_line });
+            docs.push(RawDocument {
+                text: std::mem::take(&mut current),
+                first_line,
+            });
             first_line = line_number;
             if start {
                 // Keep what follows `---` on the same line, at its column.
@@ -111,11 +131,16 @@ fn split_documents(text: &str) -> Vec<RawDocument> {
         current.push_str(line);
         current.push('\n');
     }
-    docs.push(RawDocument { text: current, first_line });
-    docs.retain(|d| d.text.lines().any(|l| {
-        let t = l.trim();
-        !t.is_empty() && !t.starts_with('#')
-    }));
+    docs.push(RawDocument {
+        text: current,
+        first_line,
+    });
+    docs.retain(|d| {
+        d.text.lines().any(|l| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#')
+        })
+    });
     docs
 }
 
@@ -130,7 +155,11 @@ pub(crate) struct DocContext {
 
 impl DocContext {
     pub(crate) fn pos(&self, line: u64, column: u64) -> SourcePos {
-        SourcePos { file: self.file.clone(), line: line + self.first_line - 1, column: column.max(1) }
+        SourcePos {
+            file: self.file.clone(),
+            line: line + self.first_line - 1,
+            column: column.max(1),
+        }
     }
     pub(crate) fn pos_of(&self, location: &Location) -> SourcePos {
         if location.line() == 0 {
@@ -153,11 +182,26 @@ impl DocContext {
                 field.push_str(segment);
             }
         }
-        Diagnostic { pos: self.pos(line, column), field, message: message.into(), related: None }
+        Diagnostic {
+            pos: self.pos(line, column),
+            field,
+            message: message.into(),
+            related: None,
+        }
     }
 
-    pub(crate) fn diag(&self, location: &Location, field: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { pos: self.pos_of(location), field: field.to_string(), message: message.into(), related: None }
+    pub(crate) fn diag(
+        &self,
+        location: &Location,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            pos: self.pos_of(location),
+            field: field.to_string(),
+            message: message.into(),
+            related: None,
+        }
     }
 }
 
@@ -169,7 +213,10 @@ fn yaml_error(ctx: &DocContext, doc: &str, err: &serde_saphyr::Error) -> Diagnos
         Some(i) => bare[..i].to_string(),
         None => bare,
     };
-    let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
     // An unknown or repeated key is named itself; any other problem (a wrong type, a missing
     // field) belongs to the value at the location, which may be a mapping starting there.
     // An empty value (`KEY:` with nothing after) is reported at its key.
@@ -179,8 +226,11 @@ fn yaml_error(ctx: &DocContext, doc: &str, err: &serde_saphyr::Error) -> Diagnos
     } else {
         Prefer::Outer
     };
-    let (mut field, is_mapping) =
-        if line == 0 { (String::new(), false) } else { path_and_shape_at(doc, line, column, prefer) };
+    let (mut field, is_mapping) = if line == 0 {
+        (String::new(), false)
+    } else {
+        path_and_shape_at(doc, line, column, prefer)
+    };
     let (mut line, mut column) = (line, column);
     if message.starts_with("missing field") && !is_mapping {
         // A field missing from the document itself: serde-saphyr points at some top-level key.
@@ -192,7 +242,12 @@ fn yaml_error(ctx: &DocContext, doc: &str, err: &serde_saphyr::Error) -> Diagnos
         "expected mapping start" => "expected a mapping (`key: value` lines) here".to_string(),
         _ => message,
     };
-    Diagnostic { pos: ctx.pos(line.max(1), column), field, message, related: None }
+    Diagnostic {
+        pos: ctx.pos(line.max(1), column),
+        field,
+        message,
+        related: None,
+    }
 }
 
 // A diagnostic is the expected outcome of a broken document, not a rare failure; boxing it
@@ -208,7 +263,11 @@ pub fn parse_source(path: &Path, text: &str) -> (Vec<DesiredResource>, Vec<Diagn
     let mut resources = Vec::new();
     let mut diagnostics = Vec::new();
     for raw in split_documents(text) {
-        let ctx = DocContext { file: path.to_path_buf(), first_line: raw.first_line, text: raw.text.as_str().into() };
+        let ctx = DocContext {
+            file: path.to_path_buf(),
+            first_line: raw.first_line,
+            text: raw.text.as_str().into(),
+        };
         match parse_document(&ctx, &raw.text) {
             Ok(resource) => {
                 diagnostics.extend(validate::check_resource(&resource));
@@ -227,24 +286,38 @@ fn parse_document(ctx: &DocContext, doc: &str) -> Result<DesiredResource, Diagno
         Err(e) => {
             let mut d = yaml_error(ctx, doc, &e);
             if d.message.contains("invalid type") {
-                d.message = format!("{}; a manifest is a mapping with apiVersion, kind, metadata and spec", d.message);
+                d.message = format!(
+                    "{}; a manifest is a mapping with apiVersion, kind, metadata and spec",
+                    d.message
+                );
             }
             return Err(d);
         }
     };
     let doc_start = header.referenced;
     let api_version = header.value.api_version.ok_or_else(|| {
-        ctx.diag(&doc_start, "apiVersion", format!("missing field `apiVersion`; expected `{API_VERSION}`"))
+        ctx.diag(
+            &doc_start,
+            "apiVersion",
+            format!("missing field `apiVersion`; expected `{API_VERSION}`"),
+        )
     })?;
     if api_version.value != API_VERSION {
         return Err(ctx.diag(
             &api_version.referenced,
             "apiVersion",
-            format!("unsupported apiVersion `{}`; expected `{API_VERSION}`", api_version.value),
+            format!(
+                "unsupported apiVersion `{}`; expected `{API_VERSION}`",
+                api_version.value
+            ),
         ));
     }
     let kind_text = header.value.kind.ok_or_else(|| {
-        ctx.diag(&doc_start, "kind", format!("missing field `kind`; expected one of: {}", kind_list()))
+        ctx.diag(
+            &doc_start,
+            "kind",
+            format!("missing field `kind`; expected one of: {}", kind_list()),
+        )
     })?;
     let kind = match Kind::ALL.iter().find(|k| k.as_str() == kind_text.value) {
         Some(kind) => *kind,
@@ -263,7 +336,11 @@ fn parse_document(ctx: &DocContext, doc: &str) -> Result<DesiredResource, Diagno
             return Err(ctx.diag(
                 &kind_text.referenced,
                 "kind",
-                format!("unknown kind `{}`; expected one of: {} (kinds are case-sensitive)", kind_text.value, kind_list()),
+                format!(
+                    "unknown kind `{}`; expected one of: {} (kinds are case-sensitive)",
+                    kind_text.value,
+                    kind_list()
+                ),
             ));
         }
     };
@@ -284,7 +361,11 @@ fn parse_document(ctx: &DocContext, doc: &str) -> Result<DesiredResource, Diagno
 }
 
 fn kind_list() -> String {
-    Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+    Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

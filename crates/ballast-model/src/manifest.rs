@@ -49,7 +49,11 @@ impl FromStr for Kind {
         }
         Err(format!(
             "unknown kind `{s}`; expected one of: {}",
-            Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            Kind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     }
 }
@@ -63,7 +67,10 @@ pub struct ResourceKey {
 
 impl ResourceKey {
     pub fn new(kind: Kind, name: impl Into<String>) -> Self {
-        Self { kind, name: name.into() }
+        Self {
+            kind,
+            name: name.into(),
+        }
     }
 }
 
@@ -156,11 +163,20 @@ impl DesiredResource {
     /// A diagnostic about one field of this resource, at a location recorded while parsing.
     /// A diagnostic about a field without a span of its own, by path segments
     /// (`["spec", "labels", "x"]`; indexes as decimal strings).
-    pub fn diagnostic_at_path(&self, segments: &[&str], message: impl Into<String>) -> crate::Diagnostic {
+    pub fn diagnostic_at_path(
+        &self,
+        segments: &[&str],
+        message: impl Into<String>,
+    ) -> crate::Diagnostic {
         self.doc.diag_at_path(segments, message)
     }
 
-    pub fn diagnostic(&self, location: &serde_saphyr::Location, field: &str, message: impl Into<String>) -> crate::Diagnostic {
+    pub fn diagnostic(
+        &self,
+        location: &serde_saphyr::Location,
+        field: &str,
+        message: impl Into<String>,
+    ) -> crate::Diagnostic {
         self.doc.diag(location, field, message)
     }
 
@@ -200,12 +216,25 @@ fn canonical_json(value: &serde_json::Value) -> String {
             keys.sort();
             let inner: Vec<String> = keys
                 .into_iter()
-                .map(|k| format!("{}:{}", serde_json::Value::String(k.clone()), canonical_json(&map[k])))
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(k.clone()),
+                        canonical_json(&map[k])
+                    )
+                })
                 .collect();
             format!("{{{}}}", inner.join(","))
         }
         serde_json::Value::Array(items) => {
-            format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(canonical_json)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
         }
         other => other.to_string(),
     }
@@ -231,6 +260,8 @@ impl DesiredSet {
         self.resources.values()
     }
     pub fn apps(&self) -> impl Iterator<Item = (&DesiredResource, &AppSpec)> {
-        self.resources.values().filter_map(|r| r.spec.as_app().map(|a| (r, a)))
+        self.resources
+            .values()
+            .filter_map(|r| r.spec.as_app().map(|a| (r, a)))
     }
 }

@@ -6,12 +6,23 @@
 use serde_saphyr::granit_parser::{Event, Parser};
 
 enum Frame {
-    Mapping { path: String, key: Option<String>, expecting_key: bool },
-    Sequence { path: String, index: usize },
+    Mapping {
+        path: String,
+        key: Option<String>,
+        expecting_key: bool,
+    },
+    Sequence {
+        path: String,
+        index: usize,
+    },
 }
 
 fn join_key(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 /// Which node to name when several start at the same place (a mapping and its first key do).
@@ -31,7 +42,12 @@ pub(crate) fn path_at(doc: &str, line: u64, column: u64, prefer: Prefer) -> Stri
 }
 
 /// [`path_at`], and whether the node named is a mapping.
-pub(crate) fn path_and_shape_at(doc: &str, line: u64, column: u64, prefer: Prefer) -> (String, bool) {
+pub(crate) fn path_and_shape_at(
+    doc: &str,
+    line: u64,
+    column: u64,
+    prefer: Prefer,
+) -> (String, bool) {
     let target = (line, column);
     let mut stack: Vec<Frame> = Vec::new();
     let mut best = String::new();
@@ -46,7 +62,10 @@ pub(crate) fn path_and_shape_at(doc: &str, line: u64, column: u64, prefer: Prefe
         exact = pos == target;
         let is_node = matches!(
             event,
-            Event::Scalar(..) | Event::MappingStart(..) | Event::SequenceStart(..) | Event::Alias(..)
+            Event::Scalar(..)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..)
+                | Event::Alias(..)
         );
         if is_node {
             // Path of this node as a value, or as a key of its parent mapping.
@@ -57,7 +76,11 @@ pub(crate) fn path_and_shape_at(doc: &str, line: u64, column: u64, prefer: Prefe
                     *index += 1;
                     p
                 }
-                Some(Frame::Mapping { path, key, expecting_key }) => {
+                Some(Frame::Mapping {
+                    path,
+                    key,
+                    expecting_key,
+                }) => {
                     if *expecting_key {
                         let name = match &event {
                             Event::Scalar(text, ..) => text.to_string(),
@@ -76,10 +99,15 @@ pub(crate) fn path_and_shape_at(doc: &str, line: u64, column: u64, prefer: Prefe
             best = node_path.clone();
             best_is_mapping = matches!(event, Event::MappingStart(..));
             match event {
-                Event::MappingStart(..) => {
-                    stack.push(Frame::Mapping { path: node_path, key: None, expecting_key: true })
-                }
-                Event::SequenceStart(..) => stack.push(Frame::Sequence { path: node_path, index: 0 }),
+                Event::MappingStart(..) => stack.push(Frame::Mapping {
+                    path: node_path,
+                    key: None,
+                    expecting_key: true,
+                }),
+                Event::SequenceStart(..) => stack.push(Frame::Sequence {
+                    path: node_path,
+                    index: 0,
+                }),
                 _ => {}
             }
         } else if matches!(event, Event::MappingEnd | Event::SequenceEnd) {
@@ -95,8 +123,13 @@ pub(crate) fn path_and_shape_at(doc: &str, line: u64, column: u64, prefer: Prefe
 pub(crate) fn locate(doc: &str, path: &[&str]) -> Option<(u64, u64)> {
     // Segments of the node being visited, and per open container where the next child goes.
     enum Open {
-        Mapping { key: Option<String>, expecting_key: bool },
-        Sequence { index: usize },
+        Mapping {
+            key: Option<String>,
+            expecting_key: bool,
+        },
+        Sequence {
+            index: usize,
+        },
     }
     let mut segments: Vec<String> = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
@@ -104,7 +137,10 @@ pub(crate) fn locate(doc: &str, path: &[&str]) -> Option<(u64, u64)> {
         let Ok((event, span)) = item else { return None };
         let pos = (span.start.line() as u64, span.start.col() as u64 + 1);
         match event {
-            Event::Scalar(..) | Event::MappingStart(..) | Event::SequenceStart(..) | Event::Alias(..) => {
+            Event::Scalar(..)
+            | Event::MappingStart(..)
+            | Event::SequenceStart(..)
+            | Event::Alias(..) => {
                 let segment = match stack.last_mut() {
                     None => None,
                     Some(Open::Sequence { index }) => {
@@ -118,7 +154,8 @@ pub(crate) fn locate(doc: &str, path: &[&str]) -> Option<(u64, u64)> {
                                 _ => String::new(),
                             };
                             *expecting_key = false;
-                            let mut candidate: Vec<&str> = segments.iter().map(String::as_str).collect();
+                            let mut candidate: Vec<&str> =
+                                segments.iter().map(String::as_str).collect();
                             candidate.push(&name);
                             if candidate == path {
                                 return Some(pos);
@@ -138,7 +175,10 @@ pub(crate) fn locate(doc: &str, path: &[&str]) -> Option<(u64, u64)> {
                     }
                 }
                 match event {
-                    Event::MappingStart(..) => stack.push(Open::Mapping { key: None, expecting_key: true }),
+                    Event::MappingStart(..) => stack.push(Open::Mapping {
+                        key: None,
+                        expecting_key: true,
+                    }),
                     Event::SequenceStart(..) => stack.push(Open::Sequence { index: 0 }),
                     _ => segments.truncate(depth),
                 }
@@ -157,7 +197,7 @@ pub(crate) fn locate(doc: &str, path: &[&str]) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{locate, path_at, Prefer};
+    use super::{Prefer, locate, path_at};
 
     const DOC: &str = "kind: App\nmetadata:\n  name: web\nspec:\n  image: x\n  ports:\n    - \"80:80\"\n    - bad\n  env:\n    A: b\n";
 

@@ -1,10 +1,10 @@
 //! The JSON Schema of every kind, for editors (yaml-language-server) and `ballast schema`.
 
-use schemars::{schema_for, JsonSchema};
-use serde_json::{json, Value};
+use schemars::{JsonSchema, schema_for};
+use serde_json::{Value, json};
 
 use crate::app::AppSpec;
-use crate::manifest::{Document, API_VERSION};
+use crate::manifest::{API_VERSION, Document};
 
 /// The envelope of one kind, with `apiVersion` and `kind` pinned to their only valid values.
 fn kind_schema<S: JsonSchema>(kind: &str) -> Value {

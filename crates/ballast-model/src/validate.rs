@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 use serde_saphyr::Spanned;
 
 use crate::app::{
-    check_network_name, parse_duration, parse_memory, AppSpec, PortMapping, RestartPolicy, VolumeMount,
-    LOCAL_SERVER,
+    AppSpec, LOCAL_SERVER, PortMapping, RestartPolicy, VolumeMount, check_network_name,
+    parse_duration, parse_memory,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::manifest::{DesiredResource, DesiredSet, Kind, ResourceKey, ResourceSpec};
@@ -21,11 +21,20 @@ pub fn dns1123_problem(name: &str) -> Option<String> {
         return Some(format!("name is empty; {RULE}"));
     }
     if name.len() > 63 {
-        return Some(format!("name `{name}` is {} characters long; {RULE}", name.len()));
+        return Some(format!(
+            "name `{name}` is {} characters long; {RULE}",
+            name.len()
+        ));
     }
-    let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     let valid_ends = !name.starts_with('-') && !name.ends_with('-');
-    if valid_chars && valid_ends { None } else { Some(format!("invalid name `{name}`; {RULE}")) }
+    if valid_chars && valid_ends {
+        None
+    } else {
+        Some(format!("invalid name `{name}`; {RULE}"))
+    }
 }
 
 /// Checks one resource on its own.
@@ -41,8 +50,13 @@ pub(crate) fn check_resource(resource: &DesiredResource) -> Vec<Diagnostic> {
     out
 }
 
-fn check_each<F>(resource: &DesiredResource, items: &[Spanned<String>], field: &str, out: &mut Vec<Diagnostic>, check: F)
-where
+fn check_each<F>(
+    resource: &DesiredResource,
+    items: &[Spanned<String>],
+    field: &str,
+    out: &mut Vec<Diagnostic>,
+    check: F,
+) where
     F: Fn(&str) -> Result<(), String>,
 {
     for (i, item) in items.iter().enumerate() {
@@ -60,9 +74,19 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
             format!("`{}` is not an image reference; expected e.g. `nginx:1.27` or `registry.example/app:1.0`", app.image.value),
         ));
     }
-    check_each(resource, &app.ports, "spec.ports", out, |p| PortMapping::parse(p).map(|_| ()));
-    check_each(resource, &app.volumes, "spec.volumes", out, |v| VolumeMount::parse(v).map(|_| ()));
-    check_each(resource, &app.networks, "spec.networks", out, check_network_name);
+    check_each(resource, &app.ports, "spec.ports", out, |p| {
+        PortMapping::parse(p).map(|_| ())
+    });
+    check_each(resource, &app.volumes, "spec.volumes", out, |v| {
+        VolumeMount::parse(v).map(|_| ())
+    });
+    check_each(
+        resource,
+        &app.networks,
+        "spec.networks",
+        out,
+        check_network_name,
+    );
     if let Some(restart) = &app.restart
         && let Err(problem) = RestartPolicy::parse(&restart.value)
     {
@@ -97,16 +121,27 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
             out.push(resource.diagnostic(
                 &cpus.referenced,
                 "spec.resources.cpus",
-                format!("cpus must be a positive number such as 0.5 or 2, not {}", cpus.value),
+                format!(
+                    "cpus must be a positive number such as 0.5 or 2, not {}",
+                    cpus.value
+                ),
             ));
         }
     }
     if let Some(hc) = &app.healthcheck {
-        for (field, value) in [("interval", &hc.interval), ("timeout", &hc.timeout), ("startPeriod", &hc.start_period)] {
+        for (field, value) in [
+            ("interval", &hc.interval),
+            ("timeout", &hc.timeout),
+            ("startPeriod", &hc.start_period),
+        ] {
             if let Some(value) = value
                 && let Err(problem) = parse_duration(&value.value)
             {
-                out.push(resource.diagnostic(&value.referenced, &format!("spec.healthcheck.{field}"), problem));
+                out.push(resource.diagnostic(
+                    &value.referenced,
+                    &format!("spec.healthcheck.{field}"),
+                    problem,
+                ));
             }
         }
         if let Err(problem) = hc.test.to_argv() {
@@ -124,7 +159,10 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
 
 /// Checks the set as a whole and builds it. `diagnostics` carries the problems already found
 /// while parsing, so the caller gets every error in one report.
-pub fn validate_set(resources: Vec<DesiredResource>, mut diagnostics: Diagnostics) -> Result<DesiredSet, Diagnostics> {
+pub fn validate_set(
+    resources: Vec<DesiredResource>,
+    mut diagnostics: Diagnostics,
+) -> Result<DesiredSet, Diagnostics> {
     let mut set: IndexMap<ResourceKey, DesiredResource> = IndexMap::new();
     for resource in resources {
         if let Some(first) = set.get(&resource.key) {
@@ -132,7 +170,10 @@ pub fn validate_set(resources: Vec<DesiredResource>, mut diagnostics: Diagnostic
             let mut d = resource.diagnostic(
                 &name.referenced,
                 "metadata.name",
-                format!("duplicate {}: `{}` is already defined at {}", resource.key.kind, name.value, first.source),
+                format!(
+                    "duplicate {}: `{}` is already defined at {}",
+                    resource.key.kind, name.value, first.source
+                ),
             );
             d.related = Some(first.source.clone());
             diagnostics.push(d);
@@ -167,12 +208,19 @@ fn check_references(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut Diag
         for (i, dep) in app.depends_on.iter().enumerate() {
             let field = format!("spec.dependsOn[{i}]");
             if dep.value == resource.key.name {
-                out.push(resource.diagnostic(&dep.referenced, &field, "an app cannot depend on itself"));
+                out.push(resource.diagnostic(
+                    &dep.referenced,
+                    &field,
+                    "an app cannot depend on itself",
+                ));
             } else if !set.contains_key(&ResourceKey::new(Kind::App, dep.value.clone())) {
                 out.push(resource.diagnostic(
                     &dep.referenced,
                     &field,
-                    format!("unknown app `{}`: dependsOn names an App that is not in the manifests", dep.value),
+                    format!(
+                        "unknown app `{}`: dependsOn names an App that is not in the manifests",
+                        dep.value
+                    ),
                 ));
             }
         }
@@ -198,13 +246,16 @@ fn check_cycles(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut Diagnost
         if let Some(resource) = set.get(&ResourceKey::new(Kind::App, name)) {
             let ResourceSpec::App(app) = &resource.spec;
             for (i, dep) in app.depends_on.iter().enumerate() {
-                if dep.value == name || !set.contains_key(&ResourceKey::new(Kind::App, dep.value.clone())) {
+                if dep.value == name
+                    || !set.contains_key(&ResourceKey::new(Kind::App, dep.value.clone()))
+                {
                     continue;
                 }
                 match marks.get(&dep.value) {
                     Some(Mark::Visiting) => {
                         let start = trail.iter().position(|n| *n == dep.value).unwrap_or(0);
-                        let mut cycle: Vec<&str> = trail[start..].iter().map(String::as_str).collect();
+                        let mut cycle: Vec<&str> =
+                            trail[start..].iter().map(String::as_str).collect();
                         cycle.push(&dep.value);
                         out.push(resource.diagnostic(
                             &dep.referenced,
@@ -235,8 +286,14 @@ fn check_port_conflicts(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut 
     for resource in set.values() {
         let ResourceSpec::App(app) = &resource.spec;
         for (i, port) in app.ports.iter().enumerate() {
-            let Ok(mapping) = PortMapping::parse(&port.value) else { continue };
-            let slot = (app.server.value.clone(), mapping.protocol.to_string(), mapping.host_port);
+            let Ok(mapping) = PortMapping::parse(&port.value) else {
+                continue;
+            };
+            let slot = (
+                app.server.value.clone(),
+                mapping.protocol.to_string(),
+                mapping.host_port,
+            );
             if let Some((first, first_index)) = seen.get(&slot) {
                 let ResourceSpec::App(first_app) = &first.spec;
                 let first_mapping = PortMapping::parse(&first_app.ports[*first_index].value).ok();
@@ -249,7 +306,10 @@ fn check_port_conflicts(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut 
                     let mut d = resource.diagnostic(
                         &port.referenced,
                         &format!("spec.ports[{i}]"),
-                        format!("host port {}/{} is already published by {} at {}", mapping.host_port, mapping.protocol, first.key, first_pos),
+                        format!(
+                            "host port {}/{} is already published by {} at {}",
+                            mapping.host_port, mapping.protocol, first.key, first_pos
+                        ),
                     );
                     d.related = Some(first_pos);
                     out.push(d);

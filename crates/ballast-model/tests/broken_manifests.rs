@@ -3,52 +3,346 @@
 
 use std::path::Path;
 
-use ballast_model::{load_dir, LoadError};
+use ballast_model::{LoadError, load_dir};
 
 /// (case, file the error is in, line, column, field path, part of the message)
 const CASES: &[(&str, &str, u64, u64, &str, &str)] = &[
-    ("01-unknown-field.yaml", "01-unknown-field.yaml", 7, 3, "spec.imagee", "unknown field `imagee`, expected one of server, image"),
-    ("02-missing-image.yaml", "02-missing-image.yaml", 6, 3, "spec", "missing field `image`"),
-    ("03-ports-not-a-list.yaml", "03-ports-not-a-list.yaml", 8, 5, "spec.ports", "expected a list"),
-    ("04-port-out-of-range.yaml", "04-port-out-of-range.yaml", 7, 11, "spec.ports[0]", "host port 70000 is out of range; expected 1 to 65535"),
-    ("05-port-not-a-number.yaml", "05-port-not-a-number.yaml", 9, 7, "spec.ports[1]", "host port `http` is not a number"),
-    ("06-unknown-protocol.yaml", "06-unknown-protocol.yaml", 7, 11, "spec.ports[0]", "unknown protocol `sctp`"),
-    ("07-host-ip-not-ip.yaml", "07-host-ip-not-ip.yaml", 7, 11, "spec.ports[0]", "`localhost` in `localhost:8080:80` is not an IP address"),
-    ("08-bad-restart.yaml", "08-bad-restart.yaml", 7, 12, "spec.restart", "unknown restart policy `sometimes`; expected no, always, unless-stopped"),
-    ("09-bad-pull-policy.yaml", "09-bad-pull-policy.yaml", 7, 15, "spec.pullPolicy", "unknown variant `Sometimes`, expected one of IfNotPresent, Always, Never"),
-    ("10-bad-state.yaml", "10-bad-state.yaml", 7, 10, "spec.state", "unknown variant `paused`, expected one of running, stopped"),
-    ("11-bad-memory.yaml", "11-bad-memory.yaml", 8, 13, "spec.resources.memory", "`lots` is not a memory size"),
-    ("12-negative-cpus.yaml", "12-negative-cpus.yaml", 8, 11, "spec.resources.cpus", "cpus must be a positive number"),
-    ("13-bad-duration.yaml", "13-bad-duration.yaml", 9, 15, "spec.healthcheck.interval", "`soon` is not a duration"),
-    ("14-relative-bind.yaml", "14-relative-bind.yaml", 7, 13, "spec.volumes[0]", "must be an absolute path (or use a named volume)"),
-    ("15-bad-volume-mode.yaml", "15-bad-volume-mode.yaml", 7, 13, "spec.volumes[0]", "unknown mode `rx`"),
-    ("16-uppercase-name.yaml", "16-uppercase-name.yaml", 4, 9, "metadata.name", "invalid name `Web`; names are DNS-1123 labels"),
-    ("17-name-too-long.yaml", "17-name-too-long.yaml", 4, 9, "metadata.name", "is 64 characters long"),
-    ("18-missing-api-version.yaml", "18-missing-api-version.yaml", 1, 1, "apiVersion", "missing field `apiVersion`; expected `ballast/v1`"),
-    ("19-wrong-api-version.yaml", "19-wrong-api-version.yaml", 1, 13, "apiVersion", "unsupported apiVersion `v1`"),
-    ("20-missing-kind.yaml", "20-missing-kind.yaml", 1, 1, "kind", "missing field `kind`; expected one of: App"),
-    ("21-unknown-kind.yaml", "21-unknown-kind.yaml", 2, 7, "kind", "unknown kind `Ap`"),
-    ("22-kind-not-yet-supported.yaml", "22-kind-not-yet-supported.yaml", 2, 7, "kind", "kind `ProxmoxVm` is not supported by this version of ballast yet"),
-    ("23-unknown-server.yaml", "23-unknown-server.yaml", 6, 11, "spec.server", "unknown server `nas01`"),
-    ("24-depends-on-unknown.yaml", "24-depends-on-unknown.yaml", 7, 15, "spec.dependsOn[0]", "unknown app `db`"),
-    ("25-depends-on-self.yaml", "25-depends-on-self.yaml", 7, 15, "spec.dependsOn[0]", "an app cannot depend on itself"),
-    ("26-dependency-cycle.yaml", "26-dependency-cycle.yaml", 15, 15, "spec.dependsOn[0]", "dependency cycle: web -> api -> web"),
-    ("27-duplicate-across-files", "b.yaml", 5, 9, "metadata.name", "duplicate App: `web` is already defined at"),
-    ("28-port-clash.yaml", "28-port-clash.yaml", 15, 11, "spec.ports[0]", "host port 8080/tcp is already published by App/web"),
-    ("29-env-unknown-source.yaml", "29-env-unknown-source.yaml", 9, 7, "spec.env.PASSWORD.secret", "unknown field `secret`, expected one of secretRef"),
-    ("30-env-null.yaml", "30-env-null.yaml", 8, 5, "spec.env.PASSWORD", "expected a string, number or boolean, or {secretRef: {name: NAME}}"),
-    ("31-yaml-syntax.yaml", "31-yaml-syntax.yaml", 7, 10, "spec.ports", "unclosed bracket"),
-    ("32-duplicate-key.yaml", "32-duplicate-key.yaml", 7, 3, "spec.image", "duplicate mapping key: image"),
-    ("33-reserved-label.yaml", "33-reserved-label.yaml", 8, 5, "spec.labels.ballast.managed", "reserved prefix `ballast.`"),
-    ("34-metadata-unknown-field.yaml", "34-metadata-unknown-field.yaml", 5, 3, "metadata.namespace", "unknown field `namespace`"),
-    ("35-document-is-a-list.yaml", "35-document-is-a-list.yaml", 1, 1, "", "expected a mapping"),
-    ("36-env-bad-name.yaml", "36-env-bad-name.yaml", 8, 12, "spec.env.A=B", "invalid environment variable name `A=B`"),
-    ("37-bad-network-name.yaml", "37-bad-network-name.yaml", 7, 14, "spec.networks[0]", "`my net` is not a network name"),
-    ("38-memory-too-small.yaml", "38-memory-too-small.yaml", 8, 13, "spec.resources.memory", "below Docker's minimum of 6m"),
-    ("39-unbalanced-quotes.yaml", "39-unbalanced-quotes.yaml", 7, 3, "spec.command", "missing closing quote"),
-    ("40-second-document-broken.yaml", "40-second-document-broken.yaml", 15, 12, "spec.restart", "unknown restart policy `never`"),
-    ("41-name-with-underscore.yaml", "41-name-with-underscore.yaml", 4, 9, "metadata.name", "invalid name `my_app`"),
-    ("42-missing-metadata.yaml", "42-missing-metadata.yaml", 1, 1, "", "missing field `metadata`"),
+    (
+        "01-unknown-field.yaml",
+        "01-unknown-field.yaml",
+        7,
+        3,
+        "spec.imagee",
+        "unknown field `imagee`, expected one of server, image",
+    ),
+    (
+        "02-missing-image.yaml",
+        "02-missing-image.yaml",
+        6,
+        3,
+        "spec",
+        "missing field `image`",
+    ),
+    (
+        "03-ports-not-a-list.yaml",
+        "03-ports-not-a-list.yaml",
+        8,
+        5,
+        "spec.ports",
+        "expected a list",
+    ),
+    (
+        "04-port-out-of-range.yaml",
+        "04-port-out-of-range.yaml",
+        7,
+        11,
+        "spec.ports[0]",
+        "host port 70000 is out of range; expected 1 to 65535",
+    ),
+    (
+        "05-port-not-a-number.yaml",
+        "05-port-not-a-number.yaml",
+        9,
+        7,
+        "spec.ports[1]",
+        "host port `http` is not a number",
+    ),
+    (
+        "06-unknown-protocol.yaml",
+        "06-unknown-protocol.yaml",
+        7,
+        11,
+        "spec.ports[0]",
+        "unknown protocol `sctp`",
+    ),
+    (
+        "07-host-ip-not-ip.yaml",
+        "07-host-ip-not-ip.yaml",
+        7,
+        11,
+        "spec.ports[0]",
+        "`localhost` in `localhost:8080:80` is not an IP address",
+    ),
+    (
+        "08-bad-restart.yaml",
+        "08-bad-restart.yaml",
+        7,
+        12,
+        "spec.restart",
+        "unknown restart policy `sometimes`; expected no, always, unless-stopped",
+    ),
+    (
+        "09-bad-pull-policy.yaml",
+        "09-bad-pull-policy.yaml",
+        7,
+        15,
+        "spec.pullPolicy",
+        "unknown variant `Sometimes`, expected one of IfNotPresent, Always, Never",
+    ),
+    (
+        "10-bad-state.yaml",
+        "10-bad-state.yaml",
+        7,
+        10,
+        "spec.state",
+        "unknown variant `paused`, expected one of running, stopped",
+    ),
+    (
+        "11-bad-memory.yaml",
+        "11-bad-memory.yaml",
+        8,
+        13,
+        "spec.resources.memory",
+        "`lots` is not a memory size",
+    ),
+    (
+        "12-negative-cpus.yaml",
+        "12-negative-cpus.yaml",
+        8,
+        11,
+        "spec.resources.cpus",
+        "cpus must be a positive number",
+    ),
+    (
+        "13-bad-duration.yaml",
+        "13-bad-duration.yaml",
+        9,
+        15,
+        "spec.healthcheck.interval",
+        "`soon` is not a duration",
+    ),
+    (
+        "14-relative-bind.yaml",
+        "14-relative-bind.yaml",
+        7,
+        13,
+        "spec.volumes[0]",
+        "must be an absolute path (or use a named volume)",
+    ),
+    (
+        "15-bad-volume-mode.yaml",
+        "15-bad-volume-mode.yaml",
+        7,
+        13,
+        "spec.volumes[0]",
+        "unknown mode `rx`",
+    ),
+    (
+        "16-uppercase-name.yaml",
+        "16-uppercase-name.yaml",
+        4,
+        9,
+        "metadata.name",
+        "invalid name `Web`; names are DNS-1123 labels",
+    ),
+    (
+        "17-name-too-long.yaml",
+        "17-name-too-long.yaml",
+        4,
+        9,
+        "metadata.name",
+        "is 64 characters long",
+    ),
+    (
+        "18-missing-api-version.yaml",
+        "18-missing-api-version.yaml",
+        1,
+        1,
+        "apiVersion",
+        "missing field `apiVersion`; expected `ballast/v1`",
+    ),
+    (
+        "19-wrong-api-version.yaml",
+        "19-wrong-api-version.yaml",
+        1,
+        13,
+        "apiVersion",
+        "unsupported apiVersion `v1`",
+    ),
+    (
+        "20-missing-kind.yaml",
+        "20-missing-kind.yaml",
+        1,
+        1,
+        "kind",
+        "missing field `kind`; expected one of: App",
+    ),
+    (
+        "21-unknown-kind.yaml",
+        "21-unknown-kind.yaml",
+        2,
+        7,
+        "kind",
+        "unknown kind `Ap`",
+    ),
+    (
+        "22-kind-not-yet-supported.yaml",
+        "22-kind-not-yet-supported.yaml",
+        2,
+        7,
+        "kind",
+        "kind `ProxmoxVm` is not supported by this version of ballast yet",
+    ),
+    (
+        "23-unknown-server.yaml",
+        "23-unknown-server.yaml",
+        6,
+        11,
+        "spec.server",
+        "unknown server `nas01`",
+    ),
+    (
+        "24-depends-on-unknown.yaml",
+        "24-depends-on-unknown.yaml",
+        7,
+        15,
+        "spec.dependsOn[0]",
+        "unknown app `db`",
+    ),
+    (
+        "25-depends-on-self.yaml",
+        "25-depends-on-self.yaml",
+        7,
+        15,
+        "spec.dependsOn[0]",
+        "an app cannot depend on itself",
+    ),
+    (
+        "26-dependency-cycle.yaml",
+        "26-dependency-cycle.yaml",
+        15,
+        15,
+        "spec.dependsOn[0]",
+        "dependency cycle: web -> api -> web",
+    ),
+    (
+        "27-duplicate-across-files",
+        "b.yaml",
+        5,
+        9,
+        "metadata.name",
+        "duplicate App: `web` is already defined at",
+    ),
+    (
+        "28-port-clash.yaml",
+        "28-port-clash.yaml",
+        15,
+        11,
+        "spec.ports[0]",
+        "host port 8080/tcp is already published by App/web",
+    ),
+    (
+        "29-env-unknown-source.yaml",
+        "29-env-unknown-source.yaml",
+        9,
+        7,
+        "spec.env.PASSWORD.secret",
+        "unknown field `secret`, expected one of secretRef",
+    ),
+    (
+        "30-env-null.yaml",
+        "30-env-null.yaml",
+        8,
+        5,
+        "spec.env.PASSWORD",
+        "expected a string, number or boolean, or {secretRef: {name: NAME}}",
+    ),
+    (
+        "31-yaml-syntax.yaml",
+        "31-yaml-syntax.yaml",
+        7,
+        10,
+        "spec.ports",
+        "unclosed bracket",
+    ),
+    (
+        "32-duplicate-key.yaml",
+        "32-duplicate-key.yaml",
+        7,
+        3,
+        "spec.image",
+        "duplicate mapping key: image",
+    ),
+    (
+        "33-reserved-label.yaml",
+        "33-reserved-label.yaml",
+        8,
+        5,
+        "spec.labels.ballast.managed",
+        "reserved prefix `ballast.`",
+    ),
+    (
+        "34-metadata-unknown-field.yaml",
+        "34-metadata-unknown-field.yaml",
+        5,
+        3,
+        "metadata.namespace",
+        "unknown field `namespace`",
+    ),
+    (
+        "35-document-is-a-list.yaml",
+        "35-document-is-a-list.yaml",
+        1,
+        1,
+        "",
+        "expected a mapping",
+    ),
+    (
+        "36-env-bad-name.yaml",
+        "36-env-bad-name.yaml",
+        8,
+        12,
+        "spec.env.A=B",
+        "invalid environment variable name `A=B`",
+    ),
+    (
+        "37-bad-network-name.yaml",
+        "37-bad-network-name.yaml",
+        7,
+        14,
+        "spec.networks[0]",
+        "`my net` is not a network name",
+    ),
+    (
+        "38-memory-too-small.yaml",
+        "38-memory-too-small.yaml",
+        8,
+        13,
+        "spec.resources.memory",
+        "below Docker's minimum of 6m",
+    ),
+    (
+        "39-unbalanced-quotes.yaml",
+        "39-unbalanced-quotes.yaml",
+        7,
+        3,
+        "spec.command",
+        "missing closing quote",
+    ),
+    (
+        "40-second-document-broken.yaml",
+        "40-second-document-broken.yaml",
+        15,
+        12,
+        "spec.restart",
+        "unknown restart policy `never`",
+    ),
+    (
+        "41-name-with-underscore.yaml",
+        "41-name-with-underscore.yaml",
+        4,
+        9,
+        "metadata.name",
+        "invalid name `my_app`",
+    ),
+    (
+        "42-missing-metadata.yaml",
+        "42-missing-metadata.yaml",
+        1,
+        1,
+        "",
+        "missing field `metadata`",
+    ),
 ];
 
 fn corpus() -> std::path::PathBuf {
@@ -78,12 +372,20 @@ fn every_broken_manifest_reports_its_error_where_it_is() {
                 && d.message.contains(message)
         });
         if !found {
-            failures.push(format!("{case}: expected {file}:{line}:{column} {field}: …{message}…, got:\n{diagnostics}"));
+            failures.push(format!(
+                "{case}: expected {file}:{line}:{column} {field}: …{message}…, got:\n{diagnostics}"
+            ));
         }
         // The rendered report names the file, the place and the field, as a user reads it.
         let rendered = diagnostics.to_string();
-        assert!(rendered.contains(&format!("{file}:{line}:{column}")), "{case}: {rendered}");
-        assert!(rendered.ends_with("nothing was applied"), "{case}: {rendered}");
+        assert!(
+            rendered.contains(&format!("{file}:{line}:{column}")),
+            "{case}: {rendered}"
+        );
+        assert!(
+            rendered.ends_with("nothing was applied"),
+            "{case}: {rendered}"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -91,19 +393,29 @@ fn every_broken_manifest_reports_its_error_where_it_is() {
 #[test]
 fn the_corpus_has_every_case_listed() {
     let on_disk = std::fs::read_dir(corpus()).unwrap().count();
-    assert_eq!(on_disk, CASES.len(), "a corpus file has no expectation, or an expectation has no file");
+    assert_eq!(
+        on_disk,
+        CASES.len(),
+        "a corpus file has no expectation, or an expectation has no file"
+    );
     assert!(CASES.len() >= 30);
 }
 
 #[test]
 fn all_errors_of_a_set_are_reported_together() {
     let dir = tempfile::tempdir().unwrap();
-    for case in ["04-port-out-of-range.yaml", "08-bad-restart.yaml", "21-unknown-kind.yaml"] {
+    for case in [
+        "04-port-out-of-range.yaml",
+        "08-bad-restart.yaml",
+        "21-unknown-kind.yaml",
+    ] {
         let text = std::fs::read_to_string(corpus().join(case)).unwrap();
         // Distinct names so the three documents do not also collide as duplicates.
         let text = text.replace("name: web", &format!("name: app-{}", &case[..2]));
         std::fs::write(dir.path().join(case), text).unwrap();
     }
-    let Err(LoadError::Invalid(diagnostics)) = load_dir(dir.path()) else { panic!("should fail") };
+    let Err(LoadError::Invalid(diagnostics)) = load_dir(dir.path()) else {
+        panic!("should fail")
+    };
     assert_eq!(diagnostics.len(), 3, "{diagnostics}");
 }

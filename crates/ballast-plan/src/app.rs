@@ -49,7 +49,9 @@ impl ObservedApp {
         self.labels.get(labels::SPEC_HASH).map(String::as_str)
     }
     pub fn applied_spec(&self) -> Option<serde_json::Value> {
-        self.labels.get(labels::SPEC).and_then(|s| serde_json::from_str(s).ok())
+        self.labels
+            .get(labels::SPEC)
+            .and_then(|s| serde_json::from_str(s).ok())
     }
     pub fn is_running(&self) -> bool {
         matches!(self.state.as_str(), "running" | "restarting")
@@ -69,7 +71,9 @@ pub enum AppStep {
     StartContainer,
     StopContainer,
     /// Stop if needed and remove a container; named volumes are kept.
-    RemoveContainer { container_id: String },
+    RemoveContainer {
+        container_id: String,
+    },
 }
 
 /// The desired side of an App plan.
@@ -94,10 +98,16 @@ pub fn plan_app(
                 (
                     Action::Delete,
                     vec!["removed from the manifests".into()],
-                    vec![AppStep::RemoveContainer { container_id: live.container_id.clone() }],
+                    vec![AppStep::RemoveContainer {
+                        container_id: live.container_id.clone(),
+                    }],
                 )
             } else {
-                (Action::NoOp, vec!["removed from the manifests; kept (use --prune to delete)".into()], vec![])
+                (
+                    Action::NoOp,
+                    vec!["removed from the manifests; kept (use --prune to delete)".into()],
+                    vec![],
+                )
             }
         }
         (Some(want), None) => {
@@ -117,7 +127,9 @@ pub fn plan_app(
                 if !want.spec.networks.is_empty() {
                     steps.push(AppStep::EnsureNetworks);
                 }
-                steps.push(AppStep::RemoveContainer { container_id: live.container_id.clone() });
+                steps.push(AppStep::RemoveContainer {
+                    container_id: live.container_id.clone(),
+                });
                 steps.push(AppStep::CreateContainer);
                 if want.spec.state == AppState::Running {
                     steps.push(AppStep::StartContainer);
@@ -150,7 +162,10 @@ pub fn plan_app(
 pub fn desired_document(name: &str, spec: &ballast_model::AppSpec) -> serde_json::Value {
     let mut spec_json = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
     if let Some(o) = spec_json.as_object_mut() {
-        o.insert("state".into(), serde_json::Value::String(spec.state.to_string()));
+        o.insert(
+            "state".into(),
+            serde_json::Value::String(spec.state.to_string()),
+        );
     }
     document("App", name, spec_json)
 }
@@ -158,12 +173,22 @@ pub fn desired_document(name: &str, spec: &ballast_model::AppSpec) -> serde_json
 /// The document a diff shows for a live container: the spec it was created from (its label)
 /// with `state` replaced by what the engine reports.
 pub fn live_document(live: &ObservedApp) -> serde_json::Value {
-    let mut spec_json = live.applied_spec().unwrap_or_else(|| serde_json::json!({"image": live.image}));
+    let mut spec_json = live
+        .applied_spec()
+        .unwrap_or_else(|| serde_json::json!({"image": live.image}));
     if let Some(o) = spec_json.as_object_mut() {
-        let state = if live.is_running() { "running" } else { "stopped" };
+        let state = if live.is_running() {
+            "running"
+        } else {
+            "stopped"
+        };
         o.insert("state".into(), serde_json::Value::String(state.into()));
     }
-    let name = live.labels.get(labels::APP).cloned().unwrap_or_else(|| live.name.clone());
+    let name = live
+        .labels
+        .get(labels::APP)
+        .cloned()
+        .unwrap_or_else(|| live.name.clone());
     document("App", &name, spec_json)
 }
 
@@ -215,22 +240,115 @@ mod tests {
         let stopped: &'static AppSpec = Box::leak(Box::new(stopped));
         let networked: &'static AppSpec = Box::leak(Box::new(networked));
         use AppStep::*;
-        let rm = || RemoveContainer { container_id: "c1".into() };
-        type Case = (&'static str, Option<DesiredApp<'static>>, Option<ObservedApp>, bool, Action, Vec<AppStep>);
+        let rm = || RemoveContainer {
+            container_id: "c1".into(),
+        };
+        type Case = (
+            &'static str,
+            Option<DesiredApp<'static>>,
+            Option<ObservedApp>,
+            bool,
+            Action,
+            Vec<AppStep>,
+        );
         let cases: Vec<Case> = vec![
             ("absent both", None, None, false, Action::NoOp, vec![]),
-            ("create running", want(running, "h"), None, false, Action::Create, vec![EnsureImage, CreateContainer, StartContainer]),
-            ("create stopped", want(stopped, "h"), None, false, Action::Create, vec![EnsureImage, CreateContainer]),
-            ("create with network", want(networked, "h"), None, false, Action::Create, vec![EnsureImage, EnsureNetworks, CreateContainer, StartContainer]),
-            ("in sync", want(running, "h"), Some(live("running", Some("h"))), false, Action::NoOp, vec![]),
-            ("stopped by hand", want(running, "h"), Some(live("exited", Some("h"))), false, Action::Update, vec![StartContainer]),
-            ("created, never started", want(running, "h"), Some(live("created", Some("h"))), false, Action::Update, vec![StartContainer]),
-            ("want stopped", want(stopped, "h"), Some(live("running", Some("h"))), false, Action::Update, vec![StopContainer]),
-            ("stopped and in sync", want(stopped, "h"), Some(live("exited", Some("h"))), false, Action::NoOp, vec![]),
-            ("spec changed", want(running, "h2"), Some(live("running", Some("h"))), false, Action::Replace, vec![EnsureImage, rm(), CreateContainer, StartContainer]),
-            ("no hash label", want(running, "h"), Some(live("running", None)), false, Action::Replace, vec![EnsureImage, rm(), CreateContainer, StartContainer]),
-            ("removed, no prune", None, Some(live("running", Some("h"))), false, Action::NoOp, vec![]),
-            ("removed, prune", None, Some(live("running", Some("h"))), true, Action::Delete, vec![rm()]),
+            (
+                "create running",
+                want(running, "h"),
+                None,
+                false,
+                Action::Create,
+                vec![EnsureImage, CreateContainer, StartContainer],
+            ),
+            (
+                "create stopped",
+                want(stopped, "h"),
+                None,
+                false,
+                Action::Create,
+                vec![EnsureImage, CreateContainer],
+            ),
+            (
+                "create with network",
+                want(networked, "h"),
+                None,
+                false,
+                Action::Create,
+                vec![EnsureImage, EnsureNetworks, CreateContainer, StartContainer],
+            ),
+            (
+                "in sync",
+                want(running, "h"),
+                Some(live("running", Some("h"))),
+                false,
+                Action::NoOp,
+                vec![],
+            ),
+            (
+                "stopped by hand",
+                want(running, "h"),
+                Some(live("exited", Some("h"))),
+                false,
+                Action::Update,
+                vec![StartContainer],
+            ),
+            (
+                "created, never started",
+                want(running, "h"),
+                Some(live("created", Some("h"))),
+                false,
+                Action::Update,
+                vec![StartContainer],
+            ),
+            (
+                "want stopped",
+                want(stopped, "h"),
+                Some(live("running", Some("h"))),
+                false,
+                Action::Update,
+                vec![StopContainer],
+            ),
+            (
+                "stopped and in sync",
+                want(stopped, "h"),
+                Some(live("exited", Some("h"))),
+                false,
+                Action::NoOp,
+                vec![],
+            ),
+            (
+                "spec changed",
+                want(running, "h2"),
+                Some(live("running", Some("h"))),
+                false,
+                Action::Replace,
+                vec![EnsureImage, rm(), CreateContainer, StartContainer],
+            ),
+            (
+                "no hash label",
+                want(running, "h"),
+                Some(live("running", None)),
+                false,
+                Action::Replace,
+                vec![EnsureImage, rm(), CreateContainer, StartContainer],
+            ),
+            (
+                "removed, no prune",
+                None,
+                Some(live("running", Some("h"))),
+                false,
+                Action::NoOp,
+                vec![],
+            ),
+            (
+                "removed, prune",
+                None,
+                Some(live("running", Some("h"))),
+                true,
+                Action::Delete,
+                vec![rm()],
+            ),
         ];
         for (name, desired, observed, prune, action, steps) in cases {
             let (got_action, _reasons, got_steps) = plan_app(desired, observed.as_ref(), prune);

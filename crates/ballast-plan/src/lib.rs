@@ -5,7 +5,7 @@
 pub mod app;
 pub mod render;
 
-pub use app::{plan_app, AppStep, DesiredApp, ObservedApp};
+pub use app::{AppStep, DesiredApp, ObservedApp, plan_app};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -135,7 +135,10 @@ pub fn plan_set(
             continue;
         }
         let ResourceSpec::App(spec) = &resource.spec;
-        let hash = hashes.get(&resource.key).map(String::as_str).unwrap_or_default();
+        let hash = hashes
+            .get(&resource.key)
+            .map(String::as_str)
+            .unwrap_or_default();
         let live = observed.get(&resource.key.name);
         let (action, mut reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
         if action == Action::Replace
@@ -146,14 +149,24 @@ pub fn plan_set(
             reasons = vec!["a secret it uses was changed".into()];
         }
         let after = to_yaml(&app::desired_document(&resource.key.name, spec));
-        let before = live.map(|l| to_yaml(&app::live_document(l))).unwrap_or_default();
+        let before = live
+            .map(|l| to_yaml(&app::live_document(l)))
+            .unwrap_or_default();
         let depends_on = spec
             .depends_on
             .iter()
             .map(|d| ResourceKey::new(Kind::App, d.value.clone()))
             .filter(|k| wanted(k))
             .collect();
-        resources.push(ResourcePlan { key: resource.key.clone(), action, reasons, steps, depends_on, before, after });
+        resources.push(ResourcePlan {
+            key: resource.key.clone(),
+            action,
+            reasons,
+            steps,
+            depends_on,
+            before,
+            after,
+        });
     }
     for (name, live) in observed {
         let key = ResourceKey::new(Kind::App, name.clone());
@@ -162,7 +175,15 @@ pub fn plan_set(
         }
         let (action, reasons, steps) = plan_app(None, Some(live), prune);
         let before = to_yaml(&app::live_document(live));
-        resources.push(ResourcePlan { key, action, reasons, steps, depends_on: vec![], before, after: String::new() });
+        resources.push(ResourcePlan {
+            key,
+            action,
+            reasons,
+            steps,
+            depends_on: vec![],
+            before,
+            after: String::new(),
+        });
     }
     Plan { resources }
 }

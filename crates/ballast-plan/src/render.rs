@@ -13,7 +13,11 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     let mut changes = plan.changes().peekable();
     if changes.peek().is_none() {
-        for kept in plan.resources.iter().filter(|r| r.action == Action::NoOp && !r.reasons.is_empty()) {
+        for kept in plan
+            .resources
+            .iter()
+            .filter(|r| r.action == Action::NoOp && !r.reasons.is_empty())
+        {
             let _ = writeln!(out, "note: {} is {}", kept.key, kept.reasons.join("; "));
         }
         out.push_str("No changes: the live state matches the manifests.\n");
@@ -23,7 +27,11 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         render_resource(&mut out, resource, color);
         out.push('\n');
     }
-    for kept in plan.resources.iter().filter(|r| r.action == Action::NoOp && !r.reasons.is_empty()) {
+    for kept in plan
+        .resources
+        .iter()
+        .filter(|r| r.action == Action::NoOp && !r.reasons.is_empty())
+    {
         let _ = writeln!(out, "note: {} is {}", kept.key, kept.reasons.join("; "));
     }
     let _ = writeln!(out, "{}", plan.summary());
@@ -42,7 +50,11 @@ fn paint(text: &str, tag: Option<ChangeTag>, color: bool) -> String {
 }
 
 fn header(resource: &ResourcePlan) -> String {
-    let why = if resource.reasons.is_empty() { String::new() } else { format!(" ({})", resource.reasons.join("; ")) };
+    let why = if resource.reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", resource.reasons.join("; "))
+    };
     let what = match resource.action {
         Action::Create => "will be created",
         Action::Update => "will be updated in place",
@@ -50,7 +62,11 @@ fn header(resource: &ResourcePlan) -> String {
         Action::Delete => "will be deleted",
         Action::NoOp => "is unchanged",
     };
-    format!("{:>3} {} {what}{why}", resource.action.symbol(), resource.key)
+    format!(
+        "{:>3} {} {what}{why}",
+        resource.action.symbol(),
+        resource.key
+    )
 }
 
 /// One resource's header and YAML diff.
@@ -70,12 +86,20 @@ pub fn render_resource(out: &mut String, resource: &ResourcePlan, color: bool) {
     match resource.action {
         Action::Create => {
             for line in resource.after.lines() {
-                let _ = writeln!(out, "{}", paint(&format!("    + {line}"), Some(ChangeTag::Insert), color));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    paint(&format!("    + {line}"), Some(ChangeTag::Insert), color)
+                );
             }
         }
         Action::Delete => {
             for line in resource.before.lines() {
-                let _ = writeln!(out, "{}", paint(&format!("    - {line}"), Some(ChangeTag::Delete), color));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    paint(&format!("    - {line}"), Some(ChangeTag::Delete), color)
+                );
             }
         }
         Action::Update | Action::Replace => {

@@ -7,7 +7,7 @@ mod show;
 
 use std::process::ExitCode;
 
-use ballast_model::{load_dir, DesiredSet, LoadError};
+use ballast_model::{DesiredSet, LoadError, load_dir};
 
 use crate::context::{Context, DEFAULT_STATE_DIR};
 use crate::{Cli, Command, Output};
@@ -15,14 +15,38 @@ use crate::{Cli, Command, Output};
 pub async fn run(cli: Cli) -> ExitCode {
     let ctx = Context::new(cli.global);
     // kubectl diff's convention: 0 same, 1 different, 2 trouble.
-    let error_code = if matches!(cli.command, Command::Diff { .. }) { 2 } else { 1 };
+    let error_code = if matches!(cli.command, Command::Diff { .. }) {
+        2
+    } else {
+        1
+    };
     let result = match cli.command {
         Command::Init => init(&ctx).await,
         Command::Validate => validate(&ctx),
         Command::Schema => schema(),
-        Command::Diff { refresh, prune, targets } => plan::diff(&ctx, refresh, prune, &targets).await,
-        Command::Apply { prune, dry_run, yes, targets, parallelism } => {
-            plan::apply(&ctx, plan::ApplyFlags { prune, dry_run, yes, parallelism }, &targets).await
+        Command::Diff {
+            refresh,
+            prune,
+            targets,
+        } => plan::diff(&ctx, refresh, prune, &targets).await,
+        Command::Apply {
+            prune,
+            dry_run,
+            yes,
+            targets,
+            parallelism,
+        } => {
+            plan::apply(
+                &ctx,
+                plan::ApplyFlags {
+                    prune,
+                    dry_run,
+                    yes,
+                    parallelism,
+                },
+                &targets,
+            )
+            .await
         }
         Command::Get { kind, name } => show::get(&ctx, &kind, name.as_deref()).await,
         Command::Describe { resource } => show::describe(&ctx, &resource).await,
@@ -35,8 +59,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Manifest problems are a list of file:line:col lines, printed as they are.
-            let diagnostics = match (e.downcast_ref::<LoadError>(), e.downcast_ref::<ballast_engine::EngineError>()) {
-                (Some(LoadError::Invalid(d)), _) | (_, Some(ballast_engine::EngineError::Invalid(d))) => Some(d),
+            let diagnostics = match (
+                e.downcast_ref::<LoadError>(),
+                e.downcast_ref::<ballast_engine::EngineError>(),
+            ) {
+                (Some(LoadError::Invalid(d)), _)
+                | (_, Some(ballast_engine::EngineError::Invalid(d))) => Some(d),
                 _ => None,
             };
             if let Some(diagnostics) = diagnostics {
@@ -56,10 +84,12 @@ pub async fn run(cli: Cli) -> ExitCode {
 pub fn load(ctx: &Context) -> anyhow::Result<DesiredSet> {
     match load_dir(&ctx.global.file) {
         Ok(set) => Ok(set),
-        Err(LoadError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => Err(anyhow::anyhow!(
-            "manifest path {} does not exist; pass the manifest directory with -f DIR",
-            path.display()
-        )),
+        Err(LoadError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(anyhow::anyhow!(
+                "manifest path {} does not exist; pass the manifest directory with -f DIR",
+                path.display()
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -70,8 +100,21 @@ async fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
     let existed = key_file.exists();
     ballast_secrets::SecretKey::load_or_create(&key_file)?;
     let store = ctx.store().await?;
-    println!("database: {} ({}, instance {})", ctx.database_url(), store.backend_name(), store.instance_id());
-    println!("key file: {} ({})", key_file.display(), if existed { "kept" } else { "created, mode 0600" });
+    println!(
+        "database: {} ({}, instance {})",
+        ctx.database_url(),
+        store.backend_name(),
+        store.instance_id()
+    );
+    println!(
+        "key file: {} ({})",
+        key_file.display(),
+        if existed {
+            "kept"
+        } else {
+            "created, mode 0600"
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,15 +122,25 @@ fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
     match load_dir(&ctx.global.file) {
         Ok(set) => {
             if ctx.global.output == Some(Output::Json) {
-                println!("{}", serde_json::json!({"valid": true, "resources": set.len(), "errors": []}));
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "resources": set.len(), "errors": []})
+                );
             } else {
-                println!("{} resource(s) in {} are valid", set.len(), ctx.global.file.display());
+                println!(
+                    "{} resource(s) in {} are valid",
+                    set.len(),
+                    ctx.global.file.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(LoadError::Invalid(diagnostics)) => {
             if ctx.global.output == Some(Output::Json) {
-                println!("{}", serde_json::json!({"valid": false, "errors": diagnostics}));
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": false, "errors": diagnostics})
+                );
             } else {
                 eprintln!("{diagnostics}");
             }
@@ -98,7 +151,10 @@ fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 fn schema() -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(&ballast_model::schema::manifest_schema())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&ballast_model::schema::manifest_schema())?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,6 +162,9 @@ fn schema() -> anyhow::Result<ExitCode> {
 pub fn parse_targets(targets: &[String]) -> anyhow::Result<Vec<ballast_model::ResourceKey>> {
     targets
         .iter()
-        .map(|t| t.parse().map_err(|e: String| anyhow::anyhow!("--target {t}: {e}")))
+        .map(|t| {
+            t.parse()
+                .map_err(|e: String| anyhow::anyhow!("--target {t}: {e}"))
+        })
         .collect()
 }

@@ -4,32 +4,49 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::bail;
-use ballast_engine::{source_info, PlanOptions};
+use ballast_engine::{PlanOptions, source_info};
 use ballast_plan::render::render_plan;
 
 use super::{load, parse_targets};
+use crate::Output;
 use crate::context::Context;
 use crate::progress::Progress;
-use crate::Output;
 
-pub async fn diff(ctx: &Context, refresh: bool, prune: bool, targets: &[String]) -> anyhow::Result<ExitCode> {
+pub async fn diff(
+    ctx: &Context,
+    refresh: bool,
+    prune: bool,
+    targets: &[String],
+) -> anyhow::Result<ExitCode> {
     let set = load(ctx)?;
-    let options = PlanOptions { refresh, prune, targets: parse_targets(targets)? };
+    let options = PlanOptions {
+        refresh,
+        prune,
+        targets: parse_targets(targets)?,
+    };
     let engine = ctx.engine(1).await?;
     let prepared = engine.plan(set, &options).await?;
     print_plan(ctx, &prepared.plan)?;
-    Ok(if prepared.plan.has_changes() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if prepared.plan.has_changes() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_plan(ctx: &Context, plan: &ballast_plan::Plan) -> anyhow::Result<()> {
     match ctx.global.output {
         Some(Output::Json) => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"resources": plan.resources, "summary": plan.summary()}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"resources": plan.resources, "summary": plan.summary()})
+            )?
         ),
         Some(Output::Yaml) => print!(
             "{}",
-            ballast_plan::to_yaml(&serde_json::json!({"resources": plan.resources, "summary": plan.summary()}))
+            ballast_plan::to_yaml(
+                &serde_json::json!({"resources": plan.resources, "summary": plan.summary()})
+            )
         ),
         _ => print!("{}", render_plan(plan, ctx.color)),
     }
@@ -43,7 +60,11 @@ pub struct ApplyFlags {
     pub parallelism: usize,
 }
 
-pub async fn apply(ctx: &Context, flags: ApplyFlags, targets: &[String]) -> anyhow::Result<ExitCode> {
+pub async fn apply(
+    ctx: &Context,
+    flags: ApplyFlags,
+    targets: &[String],
+) -> anyhow::Result<ExitCode> {
     let set = load(ctx)?;
     if flags.prune && set.is_empty() {
         bail!(
@@ -51,7 +72,11 @@ pub async fn apply(ctx: &Context, flags: ApplyFlags, targets: &[String]) -> anyh
             ctx.global.file.display()
         );
     }
-    let options = PlanOptions { refresh: true, prune: flags.prune, targets: parse_targets(targets)? };
+    let options = PlanOptions {
+        refresh: true,
+        prune: flags.prune,
+        targets: parse_targets(targets)?,
+    };
     let engine = ctx.engine(flags.parallelism).await?;
     let prepared = engine.plan(set, &options).await?;
     print_plan(ctx, &prepared.plan)?;
@@ -88,13 +113,19 @@ pub async fn apply(ctx: &Context, flags: ApplyFlags, targets: &[String]) -> anyh
             report.failed.len()
         );
     }
-    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Asks on the terminal, as Terraform does; without a terminal, refuses rather than guessing.
 fn confirm() -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("standard input is not a terminal, so ballast cannot ask before applying; pass --yes to apply without asking");
+        bail!(
+            "standard input is not a terminal, so ballast cannot ask before applying; pass --yes to apply without asking"
+        );
     }
     print!("\nApply these changes? Only 'yes' will be accepted: ");
     std::io::stdout().flush()?;

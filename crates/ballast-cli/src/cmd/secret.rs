@@ -3,11 +3,11 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use ballast_secrets::SecretKey;
 
-use crate::context::Context;
 use crate::SecretCommand;
+use crate::context::Context;
 
 pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
@@ -15,13 +15,18 @@ pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCo
     match command {
         SecretCommand::Set { name, from_file } => {
             if ballast_model::validate::dns1123_problem(&name).is_some() {
-                bail!("invalid secret name `{name}`: use lower-case letters, digits and `-` (a DNS-1123 label)");
+                bail!(
+                    "invalid secret name `{name}`: use lower-case letters, digits and `-` (a DNS-1123 label)"
+                );
             }
             let value = match from_file {
-                Some(path) => std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+                Some(path) => std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
                 None => {
                     let mut buf = Vec::new();
-                    std::io::stdin().read_to_end(&mut buf).context("cannot read the secret from standard input")?;
+                    std::io::stdin()
+                        .read_to_end(&mut buf)
+                        .context("cannot read the secret from standard input")?;
                     // `echo value | ballast secret set x` should store "value", not "value\n".
                     if buf.ends_with(b"\n") {
                         buf.pop();
@@ -45,7 +50,11 @@ pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCo
                 println!("no secrets");
             }
             for s in secrets {
-                println!("{}\tupdated {}", s.name, s.updated_at.format("%Y-%m-%d %H:%M:%SZ"));
+                println!(
+                    "{}\tupdated {}",
+                    s.name,
+                    s.updated_at.format("%Y-%m-%d %H:%M:%SZ")
+                );
             }
         }
         SecretCommand::Rm { name } => {
@@ -62,11 +71,16 @@ pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCo
             let pending = key_file.with_extension("key.new");
             new.write_new(&pending)?;
             let count = store
-                .rewrap_secrets(|s| old.decrypt(&s.name, &s.sealed).map(|plain| new.encrypt(&s.name, &plain)))
+                .rewrap_secrets(|s| {
+                    old.decrypt(&s.name, &s.sealed)
+                        .map(|plain| new.encrypt(&s.name, &plain))
+                })
                 .await?;
             let retired = key_file.with_extension("key.old");
-            std::fs::rename(&key_file, &retired).with_context(|| format!("cannot move {} aside", key_file.display()))?;
-            std::fs::rename(&pending, &key_file).with_context(|| format!("cannot install {}", key_file.display()))?;
+            std::fs::rename(&key_file, &retired)
+                .with_context(|| format!("cannot move {} aside", key_file.display()))?;
+            std::fs::rename(&pending, &key_file)
+                .with_context(|| format!("cannot install {}", key_file.display()))?;
             println!(
                 "re-encrypted {count} secret(s) with key {}; the old key is in {} (delete it when backups no longer need it)",
                 new.key_id(),

@@ -6,15 +6,16 @@ use anyhow::{anyhow, bail};
 use ballast_model::{Kind, ResourceKey};
 use ballast_plan::to_yaml;
 use ballast_store::TaskFilter;
-use comfy_table::{presets::NOTHING, Table};
+use comfy_table::{Table, presets::NOTHING};
 use similar::TextDiff;
 
-use crate::context::Context;
 use crate::Output;
+use crate::context::Context;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(NOTHING).set_header(header.iter().map(|h| h.to_string()));
+    t.load_preset(NOTHING)
+        .set_header(header.iter().map(|h| h.to_string()));
     t
 }
 
@@ -55,7 +56,15 @@ pub async fn get(ctx: &Context, kind: &str, name: Option<&str>) -> anyhow::Resul
     if print_structured(ctx, &serde_json::Value::Array(rows.clone()))? {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = table(&["NAME", "IMAGE", "WANT", "STATE", "STATUS", "CONTAINER", "GEN"]);
+    let mut t = table(&[
+        "NAME",
+        "IMAGE",
+        "WANT",
+        "STATE",
+        "STATUS",
+        "CONTAINER",
+        "GEN",
+    ]);
     for row in &rows {
         let spec = &row["desired"]["spec"];
         let obs = &row["observed"];
@@ -64,9 +73,16 @@ pub async fn get(ctx: &Context, kind: &str, name: Option<&str>) -> anyhow::Resul
             text(&row["name"]),
             text(&spec["image"]),
             spec["state"].as_str().unwrap_or("running").to_string(),
-            if obs.is_null() { "absent".into() } else { text(&obs["state"]) },
+            if obs.is_null() {
+                "absent".into()
+            } else {
+                text(&obs["state"])
+            },
             text(&obs["status"]),
-            obs["containerId"].as_str().map(|id| id[..id.len().min(12)].to_string()).unwrap_or("-".into()),
+            obs["containerId"]
+                .as_str()
+                .map(|id| id[..id.len().min(12)].to_string())
+                .unwrap_or("-".into()),
             row["generation"].to_string(),
         ]);
     }
@@ -88,7 +104,12 @@ pub async fn describe(ctx: &Context, resource: &str) -> anyhow::Result<ExitCode>
         bail!("{key} is not known to this store (not applied, not observed)");
     }
     let tasks = store
-        .list_tasks(TaskFilter { kind: Some(kind.to_string()), name: Some(key.name.clone()), failed_only: false, limit: Some(5) })
+        .list_tasks(TaskFilter {
+            kind: Some(kind.to_string()),
+            name: Some(key.name.clone()),
+            failed_only: false,
+            limit: Some(5),
+        })
         .await?;
     let value = serde_json::json!({
         "resource": key.to_string(),
@@ -115,12 +136,19 @@ pub async fn describe(ctx: &Context, resource: &str) -> anyhow::Result<ExitCode>
         }
         println!("Generation: {}", d.generation);
         if let Some(t) = d.tombstoned_at {
-            println!("Removed from the manifests at {} (kept until `apply --prune`)", time(&t));
+            println!(
+                "Removed from the manifests at {} (kept until `apply --prune`)",
+                time(&t)
+            );
         }
         println!("\nSpec:\n{}", indent(&to_yaml(&d.spec["spec"])));
     }
     match &observed {
-        Some(o) => println!("Observed at {}:\n{}", time(&o.observed_at), indent(&to_yaml(&o.state))),
+        Some(o) => println!(
+            "Observed at {}:\n{}",
+            time(&o.observed_at),
+            indent(&to_yaml(&o.state))
+        ),
         None => println!("Observed: nothing (no container found at the last observation)"),
     }
     println!("Recent tasks:");
@@ -128,8 +156,17 @@ pub async fn describe(ctx: &Context, resource: &str) -> anyhow::Result<ExitCode>
         println!("  none");
     }
     for t in &tasks {
-        let when = t.started_at.or(Some(t.created_at)).map(|x| time(&x)).unwrap_or_default();
-        println!("  {when}  {:<8} {:<11} {}", t.action, t.status, t.error.as_deref().unwrap_or(""));
+        let when = t
+            .started_at
+            .or(Some(t.created_at))
+            .map(|x| time(&x))
+            .unwrap_or_default();
+        println!(
+            "  {when}  {:<8} {:<11} {}",
+            t.action,
+            t.status,
+            t.error.as_deref().unwrap_or("")
+        );
         for line in t.log.lines() {
             println!("      {line}");
         }
@@ -177,7 +214,14 @@ pub async fn history(ctx: &Context, resource: &str) -> anyhow::Result<ExitCode> 
 
 pub async fn tasks(ctx: &Context, failed: bool, limit: u64) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
-    let tasks = store.list_tasks(TaskFilter { kind: None, name: None, failed_only: failed, limit: Some(limit) }).await?;
+    let tasks = store
+        .list_tasks(TaskFilter {
+            kind: None,
+            name: None,
+            failed_only: failed,
+            limit: Some(limit),
+        })
+        .await?;
     let value = serde_json::Value::Array(
         tasks
             .iter()
@@ -218,8 +262,19 @@ pub async fn audit(ctx: &Context, limit: u64) -> anyhow::Result<ExitCode> {
     )? {
         let mut t = table(&["SEQ", "TIME", "ACTOR", "ACTION", "COMMIT", "SUMMARY"]);
         for r in &rows {
-            let commit = r.git_commit.as_deref().map(|c| &c[..c.len().min(10)]).unwrap_or("-");
-            t.add_row(vec![r.seq.to_string(), time(&r.created_at), r.actor.clone(), r.action.clone(), commit.to_string(), r.summary.clone()]);
+            let commit = r
+                .git_commit
+                .as_deref()
+                .map(|c| &c[..c.len().min(10)])
+                .unwrap_or("-");
+            t.add_row(vec![
+                r.seq.to_string(),
+                time(&r.created_at),
+                r.actor.clone(),
+                r.action.clone(),
+                commit.to_string(),
+                r.summary.clone(),
+            ]);
         }
         println!("{t}");
     }

@@ -27,7 +27,11 @@ pub struct Run {
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -107,12 +111,21 @@ impl Env {
     }
 
     pub fn ballast(&self, args: &[&str]) -> Run {
-        self.command().args(args).output().expect("run ballast").into()
+        self.command()
+            .args(args)
+            .output()
+            .expect("run ballast")
+            .into()
     }
 
     /// `ballast` through another Docker host (the counting proxy).
     pub fn ballast_via(&self, docker_host: &str, args: &[&str]) -> Run {
-        self.command().env("DOCKER_HOST", docker_host).args(args).output().expect("run ballast").into()
+        self.command()
+            .env("DOCKER_HOST", docker_host)
+            .args(args)
+            .output()
+            .expect("run ballast")
+            .into()
     }
 
     pub fn apply(&self) -> Run {
@@ -122,7 +135,12 @@ impl Env {
     }
 
     pub fn docker(&self, args: &[&str]) -> Run {
-        Command::new("docker").env("DOCKER_HOST", &self.docker_host).args(args).output().expect("run docker").into()
+        Command::new("docker")
+            .env("DOCKER_HOST", &self.docker_host)
+            .args(args)
+            .output()
+            .expect("run docker")
+            .into()
     }
 
     /// `docker inspect` of a container by app short name, or None when there is none.
@@ -137,14 +155,22 @@ impl Env {
 
     /// Names of this test's containers (all states).
     pub fn containers(&self) -> Vec<String> {
-        let run = self.docker(&["ps", "-a", "--filter", &format!("name=^{}", self.prefix), "--format", "{{.Names}}"]);
+        let run = self.docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name=^{}", self.prefix),
+            "--format",
+            "{{.Names}}",
+        ]);
         let mut names: Vec<String> = run.stdout.lines().map(str::to_string).collect();
         names.sort();
         names
     }
 
     pub fn state_of(&self, short: &str) -> Option<String> {
-        self.inspect(short).and_then(|c| c["State"]["Status"].as_str().map(str::to_string))
+        self.inspect(short)
+            .and_then(|c| c["State"]["Status"].as_str().map(str::to_string))
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
