@@ -535,11 +535,10 @@ fn summary_line(report: &ApplyReport) -> String {
     )
 }
 
-/// The OS user running ballast, for the audit log.
+/// The OS user running ballast, for the audit log: looked up from the process's uid, so it
+/// is right under systemd or sudo too, where `$USER` may be missing or stale.
 pub fn actor() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string())
+    whoami::username().unwrap_or_else(|_| "unknown".to_string())
 }
 
 fn short_id(id: &str) -> &str {

@@ -1,0 +1,77 @@
+//! The everyday workflow around apply: init, targeting, dry runs, refusing to act without
+//! confirmation, and the same story on PostgreSQL.
+
+mod common;
+
+use common::Env;
+
+#[test]
+fn init_creates_the_database_and_a_private_key() {
+    let env = Env::new("init");
+    let run = env.ballast(&["init"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains("sqlite") && run.stdout.contains("created, mode 0600"),
+        "{run}"
+    );
+    assert!(env.db_file().unwrap().exists());
+    let again = env.ballast(&["init"]);
+    assert!(
+        again.stdout.contains("kept"),
+        "a second init keeps the key: {again}"
+    );
+}
+
+#[test]
+fn target_dry_run_and_confirmation() {
+    let env = Env::new("target");
+    env.write(
+        "a.yaml",
+        &format!("{}---\n{}", env.app("one", ""), env.app("two", "")),
+    );
+
+    let dry = env.ballast(&["apply", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(dry.stdout.contains("Plan: 2 to add"), "{dry}");
+    assert!(env.containers().is_empty(), "--dry-run changes nothing");
+
+    // Standard input is not a terminal here, so apply cannot ask and must refuse.
+    let refused = env.ballast(&["apply"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains("pass --yes"), "{refused}");
+    assert!(env.containers().is_empty());
+
+    let target = format!("app/{}", env.name("one"));
+    let one = env.ballast(&["apply", "--yes", "--target", &target]);
+    assert_eq!(one.code, 0, "{one}");
+    assert_eq!(env.containers(), vec![env.name("one")]);
+    let bad = env.ballast(&["apply", "--yes", "--target", "one"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    assert!(bad.stderr.contains("is not KIND/NAME"), "{bad}");
+}
+
+#[test]
+fn apply_diff_and_drift_on_postgresql() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(ballast_test_support::postgres::postgres_url());
+    let env = Env::new("pg").with_database(url);
+    env.write(
+        "a.yaml",
+        &format!("{}---\n{}", env.app("web", ""), env.app("api", "")),
+    );
+    env.apply();
+    assert_eq!(env.state_of("web").as_deref(), Some("running"));
+    let again = env.apply();
+    assert!(again.stdout.contains("No changes"), "{again}");
+    env.docker(&["stop", "-t", "0", &env.name("api")]);
+    assert_eq!(env.ballast(&["diff", "--refresh"]).code, 1);
+    env.apply();
+    assert_eq!(env.state_of("api").as_deref(), Some("running"));
+    let tasks = env.json(&["tasks"]);
+    assert_eq!(tasks.as_array().unwrap().len(), 3, "{tasks}");
+    let audit = env.ballast(&["audit"]);
+    assert!(
+        audit.stderr.contains("audit chain intact (3 entries)"),
+        "{audit}"
+    );
+}
