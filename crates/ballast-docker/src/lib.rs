@@ -453,11 +453,7 @@ impl DockerEngine {
                 log.push(format!("started container {}", app.name));
                 Ok(())
             }
-            Err(e) if status_of(&e) == Some(404) => Err(DockerError::NoSuchContainer {
-                app: app.name.clone(),
-                step,
-                container: app.name.clone(),
-            }),
+            Err(e) if status_of(&e) == Some(404) => Err(no_such_container(app, step)),
             Err(e) if status_of(&e).is_some() && is_port_conflict(&message_of(&e)) => {
                 let reason = message_of(&e);
                 Err(DockerError::PortInUse {
@@ -483,11 +479,7 @@ impl DockerEngine {
                 log.push(format!("stopped container {}", app.name));
                 Ok(())
             }
-            Err(e) if status_of(&e) == Some(404) => Err(DockerError::NoSuchContainer {
-                app: app.name.clone(),
-                step,
-                container: app.name.clone(),
-            }),
+            Err(e) if status_of(&e) == Some(404) => Err(no_such_container(app, step)),
             Err(e) => Err(self.error(Some(&app.name), step, e)),
         }
     }
@@ -647,6 +639,15 @@ fn conflicting_port(message: &str, ports: &[ballast_model::Spanned<String>]) -> 
     match published.as_slice() {
         [only] => Some(*only),
         _ => None,
+    }
+}
+
+/// The app's container (named after it) is gone: removed by hand between observe and this step.
+fn no_such_container(app: &ResolvedApp, step: StepKind) -> DockerError {
+    DockerError::NoSuchContainer {
+        app: app.name.clone(),
+        step,
+        container: app.name.clone(),
     }
 }
 

@@ -192,13 +192,7 @@ impl Store {
             .exec(&self.db)
             .await
             .map_err(self.db_err(OP, TABLE))?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound {
-                op: OP,
-                what: format!("task {id}"),
-            });
-        }
-        Ok(())
+        task_found(result.rows_affected, OP, id)
     }
 
     /// Records the id of the external operation a task waits on.
@@ -214,13 +208,7 @@ impl Store {
             .exec(&self.db)
             .await
             .map_err(self.db_err(OP, TABLE))?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound {
-                op: OP,
-                what: format!("task {id}"),
-            });
-        }
-        Ok(())
+        task_found(result.rows_affected, OP, id)
     }
 
     /// Ends a running task: `succeeded`, or `failed` with the error.
@@ -370,4 +358,15 @@ impl Store {
 /// `log || text`: appends in the database, so concurrent appends never lose lines.
 fn append(text: String) -> Expr {
     Expr::col(tasks::Column::Log).binary(BinOper::Custom("||"), Expr::value(text))
+}
+
+/// An update of one task by id that touched no row means there is no such task.
+fn task_found(rows_affected: u64, op: &'static str, id: &TaskId) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound {
+            op,
+            what: format!("task {id}"),
+        });
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use ballast_model::{DesiredSet, LoadError, load_dir};
 
-use crate::context::{Context, DEFAULT_STATE_DIR};
+use crate::context::Context;
 use crate::{Cli, Command, Output};
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -95,7 +95,6 @@ pub fn load(ctx: &Context) -> anyhow::Result<DesiredSet> {
 }
 
 async fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(DEFAULT_STATE_DIR)?;
     let key_file = ctx.key_file();
     let existed = key_file.exists();
     ballast_secrets::SecretKey::load_or_create(&key_file)?;
