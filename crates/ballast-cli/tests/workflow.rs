@@ -75,3 +75,49 @@ fn apply_diff_and_drift_on_postgresql() {
         "{audit}"
     );
 }
+
+#[test]
+fn the_git_commit_of_the_manifests_is_recorded() {
+    let env = Env::new("git");
+    env.write("a.yaml", &env.app("web", ""));
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&env.manifests)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    env.apply();
+    let described = env.json(&["describe", &format!("app/{}", env.name("web"))]);
+    assert_eq!(
+        described["desired"]["gitCommit"],
+        head.as_str(),
+        "{described}"
+    );
+    assert_eq!(described["desired"]["gitDirty"], false);
+    let audit = env.ballast(&["audit"]);
+    assert!(
+        audit.stdout.contains(&head[..10]),
+        "the audit entry names the commit: {audit}"
+    );
+
+    env.write("a.yaml", &env.app("web", "  env: {CHANGED: \"yes\"}\n"));
+    env.apply();
+    let described = env.json(&["describe", &format!("app/{}", env.name("web"))]);
+    assert_eq!(
+        described["desired"]["gitDirty"], true,
+        "uncommitted edits are flagged: {described}"
+    );
+}

@@ -235,6 +235,19 @@ impl Engine {
                 }
             }
         }
+        if options.prune && options.targets.is_empty() {
+            // Removed from the manifests and already gone from the engine: nothing left to
+            // clean up, so the tombstone has done its job.
+            for row in self
+                .store
+                .list_desired(Some(Kind::App.as_str()), true)
+                .await?
+            {
+                if row.tombstoned_at.is_some() && !prepared.observed.contains_key(&row.name) {
+                    self.store.forget_desired(&row.kind, &row.name).await?;
+                }
+            }
+        }
         let summary = summary_line(&report);
         self.store
             .append_audit(&actor(), "apply", &summary, source.commit.as_deref())

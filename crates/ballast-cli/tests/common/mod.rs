@@ -92,7 +92,7 @@ impl Env {
     /// A minimal App document; `extra` is more `spec` lines, indented two spaces.
     pub fn app(&self, short: &str, extra: &str) -> String {
         format!(
-            "apiVersion: ballast/v1\nkind: App\nmetadata:\n  name: {}\nspec:\n  image: {}\n  pullPolicy: Never\n  command: [sleep, \"3600\"]\n{extra}",
+            "apiVersion: ballast/v1\nkind: App\nmetadata:\n  name: {}\nspec:\n  image: {}\n  pullPolicy: Never\n  command: [sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n{extra}",
             self.name(short),
             self.image()
         )
