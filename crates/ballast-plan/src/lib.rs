@@ -57,10 +57,10 @@ pub struct ResourcePlan {
     /// Resources of this plan that must be applied before this one (from `dependsOn`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<ResourceKey>,
-    /// The live (last applied) document, as YAML text; empty for a create.
+    /// The live (last applied) document, as YAML text; empty for a create or no change.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub before: String,
-    /// The desired document, as YAML text; empty for a delete.
+    /// The desired document, as YAML text; empty for a delete or no change.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub after: String,
 }
@@ -148,10 +148,16 @@ pub fn plan_set(
             // Same spec, different hash: only the secrets' versions enter the hash besides it.
             reasons = vec!["a secret it uses was changed".into()];
         }
-        let after = to_yaml(&app::desired_document(&resource.key.name, spec));
-        let before = live
-            .map(|l| to_yaml(&app::live_document(l)))
-            .unwrap_or_default();
+        // Only a change is shown as a diff; rendering thousands of unchanged apps is waste.
+        let (before, after) = if action == Action::NoOp {
+            (String::new(), String::new())
+        } else {
+            (
+                live.map(|l| to_yaml(&app::live_document(l)))
+                    .unwrap_or_default(),
+                to_yaml(&app::desired_document(&resource.key.name, spec)),
+            )
+        };
         let depends_on = spec
             .depends_on
             .iter()
