@@ -30,21 +30,24 @@ pub struct Global {
     /// systemd, else .ballast/ballast.key]
     #[arg(long, env = "BALLAST_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
-    /// Manifest directory (read recursively) or single manifest file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        env = "BALLAST_MANIFESTS",
-        global = true,
-        default_value = "manifests"
-    )]
-    pub file: PathBuf,
+    /// Manifest directory (read recursively) or single manifest file. [default: manifests]
+    #[arg(short = 'f', long = "file", env = "BALLAST_MANIFESTS", global = true)]
+    pub file: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum)]
     pub output: Option<Output>,
     /// Never colour the output (also: NO_COLOR set, or output not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
+}
+
+impl Global {
+    /// The manifest path: `-f`, `BALLAST_MANIFESTS`, or `manifests`.
+    pub fn manifests(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("manifests"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,6 +124,12 @@ pub enum Command {
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: u64,
+    },
+    /// Watch the manifests and keep reality equal to them (run by systemd).
+    Daemon {
+        /// The daemon's config file (TOML); see deploy/ballast.toml.
+        #[arg(long, env = "BALLAST_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Manage encrypted secrets.
     #[command(subcommand)]

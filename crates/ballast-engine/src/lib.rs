@@ -168,8 +168,7 @@ impl Engine {
         set: DesiredSet,
         options: &PlanOptions,
     ) -> Result<Prepared, EngineError> {
-        let versions = secrets::check_refs(&self.store, &set).await?;
-        let hashes = effective_hashes(&set, &versions);
+        let hashes = self.hashes(&set).await?;
         let observed = if options.refresh {
             self.observe().await?
         } else {
@@ -257,7 +256,7 @@ impl Engine {
 
     /// Tasks left `running` by a process that died are re-examined, never replayed: the plan
     /// just computed from live observation already says what is left to do.
-    async fn recover_interrupted(
+    pub async fn recover_interrupted(
         &self,
         observed: &BTreeMap<String, ObservedApp>,
     ) -> Result<usize, EngineError> {
@@ -275,11 +274,12 @@ impl Engine {
         Ok(stuck.len())
     }
 
-    async fn record_desired(
+    /// Records the whole desired set in one transaction (generation bumps, tombstones).
+    pub async fn record_desired(
         &self,
         set: &DesiredSet,
         source: &GitSource,
-    ) -> Result<(), EngineError> {
+    ) -> Result<ballast_store::RecordOutcome, EngineError> {
         let items: Vec<DesiredRecord> = set
             .iter()
             .map(|r| DesiredRecord {
@@ -295,13 +295,52 @@ impl Engine {
             git_commit: source.commit.clone(),
             git_dirty: source.dirty,
         };
-        self.store.record_desired(&items, &info).await?;
-        Ok(())
+        Ok(self.store.record_desired(&items, &info).await?)
+    }
+
+    /// The effective hash of every resource (spec plus the versions of the secrets it uses),
+    /// checking that every referenced secret exists.
+    pub async fn hashes(
+        &self,
+        set: &DesiredSet,
+    ) -> Result<HashMap<ResourceKey, String>, EngineError> {
+        let versions = secrets::check_refs(&self.store, set).await?;
+        Ok(effective_hashes(set, &versions))
+    }
+
+    /// Reconciles one resource against `observed` (a fresh observation): plans it alone and,
+    /// when something differs, carries the plan out as one task. Returns the action taken.
+    /// The daemon's unit of work; `apply` runs the same steps for a whole set.
+    pub async fn reconcile(
+        &self,
+        set: &DesiredSet,
+        hashes: &HashMap<ResourceKey, String>,
+        key: &ResourceKey,
+        observed: &BTreeMap<String, ObservedApp>,
+        prune: bool,
+        reporter: &dyn Reporter,
+    ) -> Result<Action, String> {
+        let plan = plan_set(set, hashes, observed, prune, std::slice::from_ref(key));
+        let Some(resource) = plan
+            .resources
+            .iter()
+            .find(|r| &r.key == key && r.action != Action::NoOp)
+        else {
+            return Ok(Action::NoOp);
+        };
+        self.run_resource(set, hashes, resource, reporter).await?;
+        if resource.action == Action::Delete {
+            self.store
+                .forget_desired(key.kind.as_str(), &key.name)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(resource.action)
     }
 
     /// Records what the engine reported: a snapshot per change, the containers table, and a
     /// `deleted` snapshot for apps that disappeared. `created` names apps this run created.
-    async fn record_observations(
+    pub async fn record_observations(
         &self,
         observed: &BTreeMap<String, ObservedApp>,
         created: &HashSet<String>,
@@ -395,7 +434,8 @@ impl Engine {
                     }
                     None => {
                         let _permit = limit.acquire().await;
-                        self.run_resource(prepared, resource, reporter).await
+                        self.run_resource(&prepared.set, &prepared.hashes, resource, reporter)
+                            .await
                     }
                 };
                 let _ = sender.send(Some(outcome.is_ok()));
@@ -427,7 +467,8 @@ impl Engine {
     /// steps' log.
     async fn run_resource(
         &self,
-        prepared: &Prepared,
+        set: &DesiredSet,
+        hashes: &HashMap<ResourceKey, String>,
         resource: &ResourcePlan,
         reporter: &dyn Reporter,
     ) -> Result<(), String> {
@@ -443,7 +484,7 @@ impl Engine {
             .start_task(&task)
             .await
             .map_err(|e| e.to_string())?;
-        let outcome = self.run_steps(prepared, resource, &task, reporter).await;
+        let outcome = self.run_steps(set, hashes, resource, &task, reporter).await;
         let recorded = self.store.finish_task(&task, outcome.clone()).await;
         reporter.finished(key, &outcome);
         recorded.map_err(|e| e.to_string())?;
@@ -452,19 +493,20 @@ impl Engine {
 
     async fn run_steps(
         &self,
-        prepared: &Prepared,
+        set: &DesiredSet,
+        hashes: &HashMap<ResourceKey, String>,
         resource: &ResourcePlan,
         task: &ballast_store::TaskId,
         reporter: &dyn Reporter,
     ) -> Result<(), String> {
         let key = &resource.key;
-        let app = match prepared.set.get(key) {
+        let app = match set.get(key) {
             Some(desired) => {
                 let ResourceSpec::App(spec) = &desired.spec;
                 let env = secrets::resolve_env(&self.store, &self.key, &self.key_file, spec)
                     .await
                     .map_err(|e| e.to_string())?;
-                let hash = prepared.hashes.get(key).cloned().unwrap_or_default();
+                let hash = hashes.get(key).cloned().unwrap_or_default();
                 Some(ResolvedApp::new(key.name.clone(), spec.clone(), hash, env))
             }
             None => None,

@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Tasks { failed, limit } => show::tasks(&ctx, failed, limit).await,
         Command::Audit { limit } => show::audit(&ctx, limit).await,
         Command::Secret(command) => secret::run(&ctx, command).await,
+        Command::Daemon { config } => daemon(&ctx, config.as_deref()).await,
     };
     match result {
         Ok(code) => code,
@@ -82,7 +83,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 /// Loads and validates the manifests; invalid manifests become one error listing every problem.
 pub fn load(ctx: &Context) -> anyhow::Result<DesiredSet> {
-    match load_dir(&ctx.global.file) {
+    match load_dir(&ctx.global.manifests()) {
         Ok(set) => Ok(set),
         Err(LoadError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
             Err(anyhow::anyhow!(
@@ -118,7 +119,7 @@ async fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
-    match load_dir(&ctx.global.file) {
+    match load_dir(&ctx.global.manifests()) {
         Ok(set) => {
             if ctx.global.output == Some(Output::Json) {
                 println!(
@@ -129,7 +130,7 @@ fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
                 println!(
                     "{} resource(s) in {} are valid",
                     set.len(),
-                    ctx.global.file.display()
+                    ctx.global.manifests().display()
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -147,6 +148,22 @@ fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn daemon(ctx: &Context, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = ballast_daemon::DaemonConfig::load(config)?;
+    // An explicit -f/BALLAST_MANIFESTS wins over the config file's `manifests`.
+    let manifests = match (&ctx.global.file, &config.manifests) {
+        (Some(given), _) => given.clone(),
+        (None, Some(configured)) => configured.clone(),
+        (None, None) => ctx.global.manifests(),
+    };
+    if !manifests.is_dir() {
+        anyhow::bail!("manifest directory {} does not exist", manifests.display());
+    }
+    let engine = ctx.engine(config.workers).await?;
+    ballast_daemon::run(engine, manifests, config).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn schema() -> anyhow::Result<ExitCode> {

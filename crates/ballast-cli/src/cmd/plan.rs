@@ -69,7 +69,7 @@ pub async fn apply(
     if flags.prune && set.is_empty() {
         bail!(
             "{} holds no resources; refusing to --prune everything ballast manages (point -f at the manifests)",
-            ctx.global.file.display()
+            ctx.global.manifests().display()
         );
     }
     let options = PlanOptions {
@@ -87,7 +87,7 @@ pub async fn apply(
         println!("Apply cancelled.");
         return Ok(ExitCode::from(1));
     }
-    let source = source_info(&ctx.global.file);
+    let source = source_info(&ctx.global.manifests());
     let progress = Progress::new();
     let report = engine.apply(prepared, &options, &source, &progress).await?;
     if report.interrupted > 0 {

@@ -1,0 +1,176 @@
+//! `ballast daemon` end to end: the real binary watching a temp directory, reconciling against
+//! the real Docker engine.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Env;
+
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(env: &Env, config: &str) -> Daemon {
+        let config_path = env.path("ballast.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = env.path(&format!("daemon-{}.log", std::process::id()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = env
+            .command()
+            .args(["daemon", "--config", config_path.to_str().unwrap()])
+            .env("BALLAST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start daemon");
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn the_daemon_follows_the_manifests_heals_drift_and_stops_cleanly() {
+    let env = Env::new("daemon");
+    let mut daemon = Daemon::start(&env, "prune = true\nresync-interval = \"1s\"\n");
+
+    env.write("web.yaml", &env.app("web", "  env: {V: one}\n"));
+    eventually("the container appears", WAIT, || {
+        env.state_of("web").as_deref() == Some("running")
+    });
+    let first = env.inspect("web").unwrap()["Id"].clone();
+
+    env.write("web.yaml", &env.app("web", "  env: {V: two}\n"));
+    eventually("the change recreates it", WAIT, || {
+        env.inspect("web")
+            .is_some_and(|c| c["Id"] != first && c["Config"]["Env"].to_string().contains("V=two"))
+    });
+
+    // A broken file changes nothing and is reported; the last good state stays.
+    let before = env.inspect("web").unwrap()["Id"].clone();
+    env.write("web.yaml", &env.app("web", "  ports: [\"99999:80\"]\n"));
+    eventually("the reload error is logged", WAIT, || {
+        daemon.log().contains("manifest reload failed")
+    });
+    assert!(
+        daemon.log().contains("web.yaml:9:11: spec.ports[0]"),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        env.inspect("web").unwrap()["Id"],
+        before,
+        "nothing changed on a broken file"
+    );
+
+    // Drift: removed by hand, healed by the resync.
+    env.write("web.yaml", &env.app("web", "  env: {V: two}\n"));
+    env.docker(&["rm", "-f", &env.name("web")]);
+    eventually("resync heals a removed container", WAIT, || {
+        env.state_of("web").as_deref() == Some("running")
+    });
+
+    // With prune on, deleting the file removes the app.
+    env.remove("web.yaml");
+    eventually("prune removes the app", WAIT, || {
+        env.inspect("web").is_none()
+    });
+
+    daemon.signal("-TERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits after SIGTERM");
+    assert!(
+        status.success(),
+        "SIGTERM exits 0: {status:?}\n{}",
+        daemon.log()
+    );
+    assert!(daemon.log().contains("stopped cleanly"), "{}", daemon.log());
+}
+
+#[test]
+fn kill_9_during_a_batch_then_restart_converges() {
+    let env = Env::new("dkill");
+    let count = 30;
+    let docs: Vec<String> = (0..count)
+        .map(|i| env.app(&format!("a{i:02}"), ""))
+        .collect();
+    let mut daemon = Daemon::start(&env, "workers = 2\n");
+    env.write("apps.yaml", &docs.join("---\n"));
+    eventually("a few containers exist", WAIT, || {
+        env.containers().len() >= 4
+    });
+    daemon.signal("-KILL");
+    let _ = daemon.wait_exit(Duration::from_secs(10));
+    assert!(env.containers().len() < count, "killed half-way");
+
+    let _restarted = Daemon::start(&env, "workers = 2\n");
+    eventually(
+        "all apps converge after the restart",
+        Duration::from_secs(90),
+        || {
+            env.containers().len() == count
+                && (0..count)
+                    .all(|i| env.state_of(&format!("a{i:02}")).as_deref() == Some("running"))
+        },
+    );
+    assert_eq!(env.containers().len(), count, "no duplicate containers");
+    let tasks = env.json(&["tasks", "--limit", "1000"]);
+    let stuck: Vec<_> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "running" || t["status"] == "pending")
+        .collect();
+    assert!(stuck.is_empty(), "no task left running: {stuck:?}");
+}

@@ -1,0 +1,138 @@
+//! The daemon's configuration file (TOML). Every option has a default, so an empty file (or no
+//! file) is a valid configuration; `deploy/ballast.toml` documents each one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// What drift does to a resource that does not say otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    /// Repair drift at the next resync (the default).
+    #[default]
+    Heal,
+    /// Record it as an event and leave it.
+    Report,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DaemonConfig {
+    /// Manifest directory; the command line's `-f` wins when given.
+    pub manifests: Option<PathBuf>,
+    /// Delete resources removed from the manifests (only what ballast created). Off by default,
+    /// as in Argo CD and Flux.
+    pub prune: bool,
+    /// How often reality is re-checked for drift (`5m`, `30s`).
+    #[serde(with = "humantime_serde_compat")]
+    pub resync_interval: Duration,
+    /// Quiet time after the last file change before a reload.
+    #[serde(with = "humantime_serde_compat")]
+    pub debounce: Duration,
+    /// Resources reconciled at once.
+    pub workers: usize,
+    /// Default drift policy; a resource overrides it with the annotation `ballast.io/drift`.
+    pub drift: DriftPolicy,
+    /// How long running steps may take to finish after SIGTERM.
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            manifests: None,
+            prune: false,
+            resync_interval: Duration::from_secs(300),
+            debounce: Duration::from_millis(100),
+            workers: 4,
+            drift: DriftPolicy::Heal,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// Reads `path`; a missing file is an error (the user named it), an absent path means defaults.
+    pub fn load(path: Option<&Path>) -> Result<DaemonConfig, ConfigError> {
+        let Some(path) = path else {
+            return Ok(DaemonConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: DaemonConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if config.workers == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "workers must be at least 1".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Durations written as `30s`, `5m`, `1h30m`.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); expected e.g. `30s` or `5m`"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_defaults_and_fields_parse() {
+        let dir = std::env::temp_dir().join(format!("ballast-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ballast.toml");
+        std::fs::write(&path, "").unwrap();
+        let config = DaemonConfig::load(Some(&path)).unwrap();
+        assert!(!config.prune);
+        assert_eq!(config.resync_interval, Duration::from_secs(300));
+        std::fs::write(
+            &path,
+            "prune = true\nresync-interval = \"30s\"\ndrift = \"report\"\nworkers = 2\n",
+        )
+        .unwrap();
+        let config = DaemonConfig::load(Some(&path)).unwrap();
+        assert!(config.prune);
+        assert_eq!(config.resync_interval, Duration::from_secs(30));
+        assert_eq!(config.drift, DriftPolicy::Report);
+        std::fs::write(&path, "resync-interval = \"soon\"\n").unwrap();
+        let err = DaemonConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("not a duration"), "{err}");
+        std::fs::write(&path, "prunee = true\n").unwrap();
+        let err = DaemonConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

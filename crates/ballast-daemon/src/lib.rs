@@ -1,0 +1,397 @@
+//! `ballast daemon`: keeps reality equal to the manifest directory without anyone typing
+//! `apply`. It watches the directory (one reload per burst of changes), reconciles each changed
+//! resource through the work queue (never two reconciles of one key at once, per-key backoff),
+//! re-checks everything on a timer to find drift, and talks to systemd.
+//!
+//! A reload that does not validate keeps the last good desired state: nothing is deleted because
+//! a file failed to parse. Reconciles are level-triggered: a worker reads the current desired set
+//! and observes the engine; the event that queued the key carries no data.
+
+pub mod config;
+mod systemd;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use ballast_engine::{Engine, EngineError, Reporter, source_info};
+use ballast_model::{DesiredSet, Kind, ResourceKey};
+use ballast_plan::{Action, ObservedApp, plan_set};
+use ballast_runtime::{Outcome, WorkQueue};
+use tokio::signal::unix::{SignalKind, signal};
+
+pub use config::{DaemonConfig, DriftPolicy};
+
+/// Annotation choosing what drift does to one resource: `heal` or `report`.
+pub const DRIFT_ANNOTATION: &str = "ballast.io/drift";
+/// Annotation that suspends reconciling a resource when `"true"`.
+pub const SUSPEND_ANNOTATION: &str = "ballast.io/suspend";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot watch {}: {source}", path.display())]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// The last good desired state, swapped whole on each successful reload.
+#[derive(Default)]
+struct Desired {
+    set: Arc<DesiredSet>,
+    hashes: Arc<HashMap<ResourceKey, String>>,
+}
+
+/// What `STATUS=` and (later) `ballast status` report.
+#[derive(Default)]
+struct Health {
+    last_reload_error: Option<String>,
+    drifted: HashSet<ResourceKey>,
+    failing: HashSet<ResourceKey>,
+}
+
+struct Shared {
+    engine: Engine,
+    config: DaemonConfig,
+    manifests: PathBuf,
+    desired: RwLock<Desired>,
+    health: Mutex<Health>,
+    queue: WorkQueue<ResourceKey>,
+}
+
+/// Logs progress through tracing, which goes to the journal under systemd.
+struct LogReporter;
+impl Reporter for LogReporter {
+    fn started(&self, key: &ResourceKey, action: Action) {
+        tracing::info!(resource = %key, action = action.verb(), "reconcile started");
+    }
+    fn step(&self, key: &ResourceKey, message: &str) {
+        tracing::info!(resource = %key, "{message}");
+    }
+    fn finished(&self, key: &ResourceKey, outcome: &Result<(), String>) {
+        match outcome {
+            Ok(()) => tracing::info!(resource = %key, "reconcile done"),
+            Err(e) => tracing::warn!(resource = %key, error = %e, "reconcile failed"),
+        }
+    }
+}
+
+impl Shared {
+    fn snapshot(&self) -> (Arc<DesiredSet>, Arc<HashMap<ResourceKey, String>>) {
+        let desired = self.desired.read().unwrap_or_else(|e| e.into_inner());
+        (desired.set.clone(), desired.hashes.clone())
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn status_line(&self) -> String {
+        let (set, _) = self.snapshot();
+        let health = self.health();
+        let failing = health.failing.len();
+        let drifted = health.drifted.len();
+        let mut line = format!(
+            "{} resources, {} in sync, {drifted} drifted, {failing} failing",
+            set.len(),
+            set.len().saturating_sub(failing + drifted)
+        );
+        if let Some(e) = &health.last_reload_error {
+            line.push_str(&format!(
+                "; last reload failed: {}",
+                e.lines().next().unwrap_or_default()
+            ));
+        }
+        line
+    }
+
+    /// Reads and validates the manifests; on success records them and queues what changed.
+    /// `everything` queues every resource (the first load, after which state may have drifted).
+    async fn reload(&self, everything: bool) {
+        let set = match ballast_model::load_dir(&self.manifests) {
+            Ok(set) => set,
+            Err(e) => return self.reload_failed(&e.to_string()),
+        };
+        let hashes = match self.engine.hashes(&set).await {
+            Ok(h) => h,
+            Err(e) => return self.reload_failed(&e.to_string()),
+        };
+        let source = source_info(&self.manifests);
+        let outcome = match self.engine.record_desired(&set, &source).await {
+            Ok(o) => o,
+            Err(e) => return self.reload_failed(&e.to_string()),
+        };
+        let mut queued: Vec<ResourceKey> = if everything {
+            set.iter().map(|r| r.key.clone()).collect()
+        } else {
+            outcome
+                .created
+                .iter()
+                .chain(&outcome.changed)
+                .chain(&outcome.restored)
+                .filter_map(|k| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone())))
+                .collect()
+        };
+        if self.config.prune {
+            queued.extend(
+                outcome
+                    .tombstoned
+                    .iter()
+                    .filter_map(|k| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone()))),
+            );
+        }
+        tracing::info!(
+            resources = set.len(),
+            queued = queued.len(),
+            commit = source.commit.as_deref().unwrap_or("-"),
+            dirty = source.dirty,
+            "manifests reloaded"
+        );
+        {
+            let mut desired = self.desired.write().unwrap_or_else(|e| e.into_inner());
+            *desired = Desired {
+                set: Arc::new(set),
+                hashes: Arc::new(hashes),
+            };
+        }
+        self.health().last_reload_error = None;
+        for key in queued {
+            self.queue.add(key);
+        }
+        systemd::status(&self.status_line());
+    }
+
+    fn reload_failed(&self, error: &str) {
+        tracing::error!("manifest reload failed; keeping the last good desired state:\n{error}");
+        self.health().last_reload_error = Some(error.to_string());
+        systemd::status(&self.status_line());
+    }
+
+    fn drift_policy(&self, set: &DesiredSet, key: &ResourceKey) -> (DriftPolicy, bool) {
+        let Some(resource) = set.get(key) else {
+            return (self.config.drift, false);
+        };
+        let annotations = &resource.metadata.annotations;
+        let suspended = annotations
+            .get(SUSPEND_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        let policy = match annotations.get(DRIFT_ANNOTATION).map(String::as_str) {
+            Some("report") => DriftPolicy::Report,
+            Some("heal") => DriftPolicy::Heal,
+            _ => self.config.drift,
+        };
+        (policy, suspended)
+    }
+
+    /// One observation of the engine (one list call), planned against the desired set: drifted
+    /// resources are healed through the queue or reported, per their policy.
+    async fn resync(&self) {
+        let observed = match self.engine.observe().await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "resync could not observe the engine");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .engine
+            .record_observations(&observed, &HashSet::new())
+            .await
+        {
+            tracing::warn!(error = %e, "resync could not record observations");
+        }
+        let (set, hashes) = self.snapshot();
+        let plan = plan_set(&set, &hashes, &observed, self.config.prune, &[]);
+        let mut drifted = HashSet::new();
+        for change in plan.changes() {
+            let (policy, suspended) = self.drift_policy(&set, &change.key);
+            if suspended {
+                continue;
+            }
+            match policy {
+                DriftPolicy::Heal => {
+                    tracing::info!(resource = %change.key, reasons = ?change.reasons, "drift found; healing");
+                    self.queue.add(change.key.clone());
+                }
+                DriftPolicy::Report => {
+                    tracing::warn!(resource = %change.key, reasons = ?change.reasons, "drift found; reporting only");
+                    drifted.insert(change.key.clone());
+                }
+            }
+        }
+        self.health().drifted = drifted;
+        systemd::status(&self.status_line());
+    }
+
+    /// The queue's handler: reconcile one key from the current desired set and a fresh look.
+    async fn reconcile(&self, key: ResourceKey) -> Outcome {
+        let (set, hashes) = self.snapshot();
+        if self.drift_policy(&set, &key).1 {
+            return Outcome::Success;
+        }
+        let observed = match self.engine.observe().await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(resource = %key, error = %e, "cannot observe; will retry");
+                return Outcome::Retry;
+            }
+        };
+        let result = self
+            .engine
+            .reconcile(
+                &set,
+                &hashes,
+                &key,
+                &observed,
+                self.config.prune,
+                &LogReporter,
+            )
+            .await;
+        match result {
+            Ok(action) => {
+                if action != Action::NoOp {
+                    self.record_key(&key).await;
+                }
+                let mut health = self.health();
+                health.failing.remove(&key);
+                health.drifted.remove(&key);
+                Outcome::Success
+            }
+            Err(e) => {
+                tracing::warn!(resource = %key, error = %e, "reconcile failed; will retry with backoff");
+                self.health().failing.insert(key);
+                Outcome::Retry
+            }
+        }
+    }
+
+    /// Records what the engine now reports for one key after acting on it.
+    async fn record_key(&self, key: &ResourceKey) {
+        let Ok(observed) = self.engine.observe().await else {
+            return;
+        };
+        let only: BTreeMap<String, ObservedApp> = observed
+            .get(&key.name)
+            .map(|app| (key.name.clone(), app.clone()))
+            .into_iter()
+            .collect();
+        let store = self.engine.store();
+        let result = match only.get(&key.name) {
+            Some(app) => store
+                .record_observed(
+                    Kind::App.as_str(),
+                    &key.name,
+                    &serde_json::to_value(app).unwrap_or_default(),
+                    ballast_store::ChangeType::Created,
+                )
+                .await
+                .map(|_| ()),
+            None => store
+                .record_gone(Kind::App.as_str(), &key.name)
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(resource = %key, error = %e, "cannot record the observed state");
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. SIGHUP re-reads the manifests (the config file is
+/// read at start).
+pub async fn run(
+    engine: Engine,
+    manifests: PathBuf,
+    config: DaemonConfig,
+) -> Result<(), DaemonError> {
+    let started = Instant::now();
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let (_watcher, mut changes) =
+        watch::watch(&manifests, config.debounce).map_err(|source| DaemonError::Watch {
+            path: manifests.clone(),
+            source,
+        })?;
+
+    let shared = Arc::new(Shared {
+        queue: WorkQueue::new(),
+        engine,
+        config,
+        manifests,
+        desired: RwLock::new(Desired::default()),
+        health: Mutex::new(Health::default()),
+    });
+
+    // Tasks a crash left running are re-examined by observing, never replayed.
+    let observed = shared.engine.observe().await?;
+    let interrupted = shared.engine.recover_interrupted(&observed).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "tasks left running by an earlier process were marked interrupted"
+        );
+    }
+    shared.reload(true).await;
+
+    let workers = {
+        let shared = shared.clone();
+        let queue = shared.queue.clone();
+        let count = shared.config.workers;
+        tokio::spawn(async move {
+            ballast_runtime::run_workers(queue, count, move |key| {
+                let shared = shared.clone();
+                async move { shared.reconcile(key).await }
+            })
+            .await
+        })
+    };
+    systemd::ready(&shared.status_line());
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "daemon ready"
+    );
+
+    let mut resync = tokio::time::interval_at(
+        tokio::time::Instant::now() + shared.config.resync_interval,
+        shared.config.resync_interval,
+    );
+    let mut watchdog = systemd::watchdog_period().map(tokio::time::interval);
+    loop {
+        tokio::select! {
+            Some(()) = changes.recv() => shared.reload(false).await,
+            _ = resync.tick() => shared.resync().await,
+            _ = sighup.recv() => {
+                systemd::reloading();
+                shared.reload(true).await;
+                systemd::ready(&shared.status_line());
+            }
+            _ = async { match watchdog.as_mut() { Some(w) => { w.tick().await; } None => std::future::pending().await } } => {
+                systemd::watchdog();
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+
+    // Stop taking work; let running steps finish within the grace period.
+    systemd::stopping();
+    tracing::info!("stopping: no new work; waiting for running reconciles");
+    shared.queue.shut_down();
+    let grace = shared.config.shutdown_grace;
+    match tokio::time::timeout(grace, workers).await {
+        Ok(_) => tracing::info!("stopped cleanly"),
+        Err(_) => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "running reconciles did not finish in time; their tasks stay `running` and are re-examined at the next start"
+        ),
+    }
+    Ok(())
+}
