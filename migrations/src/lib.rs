@@ -9,6 +9,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20250601_000001_initial;
+mod m20250602_000002_leases_events;
 
 /// All migrations of the store, oldest first.
 pub struct Migrator;
@@ -16,6 +17,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20250601_000001_initial::Migration)]
+        vec![
+            Box::new(m20250601_000001_initial::Migration),
+            Box::new(m20250602_000002_leases_events::Migration),
+        ]
     }
 }

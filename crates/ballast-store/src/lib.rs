@@ -1,6 +1,6 @@
 //! The one place that speaks SQL: ballast's record of desired state, observed state, tasks,
-//! state snapshots, the audit log and encrypted secrets, in SQLite (the default, one file) or
-//! PostgreSQL.
+//! state snapshots, the audit log, encrypted secrets, leases and system events, in SQLite (the
+//! default, one file) or PostgreSQL.
 //!
 //! [`Store::open`] connects, brings the schema up to date (the migrations in `migrations/`) and
 //! loads the database's instance id. Every method is one statement or one transaction: a
@@ -21,6 +21,8 @@ mod containers;
 mod desired;
 pub mod entity;
 mod error;
+mod events;
+mod leases;
 mod observed;
 mod secrets;
 mod tasks;
@@ -43,6 +45,8 @@ pub use audit::AuditRow;
 pub use containers::{ContainerRecord, ContainerRow};
 pub use desired::{DesiredRecord, DesiredRow, RecordOutcome, SourceInfo};
 pub use error::{AuditBreak, StoreError, redact_url};
+pub use events::{EventFilter, EventRow, NewEvent, Severity};
+pub use leases::LeaseRow;
 pub use observed::{ChangeType, ObservedRow, SnapshotRow};
 pub use secrets::{SecretInfo, StoredSecret};
 pub use tasks::{TaskFilter, TaskId, TaskRow, TaskStatus};
@@ -100,6 +104,8 @@ enum Area {
     Containers = 0x6261_0005,
     Audit = 0x6261_0006,
     Secrets = 0x6261_0007,
+    Leases = 0x6261_0008,
+    Events = 0x6261_0009,
 }
 
 /// A connection to the ballast database.

@@ -3,12 +3,13 @@
 //! `ballast_test_support::postgres`).
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ballast_secrets::{Sealed, SecretKey};
 use ballast_store::{
-    ChangeType, ContainerRecord, DesiredRecord, Key, SourceInfo, Store, StoreError, TaskFilter,
-    TaskId, TaskStatus,
+    ChangeType, ContainerRecord, DesiredRecord, EventFilter, Key, NewEvent, Severity, SourceInfo,
+    Store, StoreError, TaskFilter, TaskId, TaskStatus,
 };
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
@@ -87,6 +88,12 @@ on_both_backends!(
     concurrent_writers_queue,
     secrets_are_stored_as_ciphertext,
     rewrap_is_all_or_nothing,
+    lease_acquire_renew_release,
+    lease_expiry_allows_takeover,
+    lease_race_between_two_stores,
+    lease_batches,
+    system_events_append_and_list,
+    system_events_from_two_stores_keep_one_sequence,
 );
 
 fn record(kind: &str, name: &str, hash: &str) -> DesiredRecord {
@@ -983,4 +990,523 @@ async fn in_memory_sqlite_works() {
             .len(),
         1
     );
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn lease_acquire_renew_release(db: Db) {
+    let s = &db.store;
+    assert!(s.list_leases().await.expect("list").is_empty());
+    assert!(
+        s.try_acquire_lease("App/web", "apply-1", LONG)
+            .await
+            .expect("acquire")
+    );
+    let first = s.get_lease("App/web").await.expect("get").expect("lease");
+    assert_eq!(first.holder, "apply-1");
+    assert_eq!(first.acquired_at, first.renewed_at);
+    assert_eq!(
+        first.expires_at - first.acquired_at,
+        chrono::Duration::seconds(60)
+    );
+    assert!(!first.is_expired_at(chrono::Utc::now()));
+
+    // Someone else is refused and changes nothing.
+    assert!(
+        !s.try_acquire_lease("App/web", "daemon", LONG)
+            .await
+            .expect("refused")
+    );
+    assert!(
+        !s.renew_lease("App/web", "daemon", LONG)
+            .await
+            .expect("renew other")
+    );
+    assert!(
+        !s.release_lease("App/web", "daemon")
+            .await
+            .expect("release other")
+    );
+    assert_eq!(
+        s.get_lease("App/web").await.expect("get").expect("lease"),
+        first
+    );
+
+    // The holder renews, by acquiring again or by renew_lease; acquired_at is kept.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        s.try_acquire_lease("App/web", "apply-1", LONG)
+            .await
+            .expect("re-acquire")
+    );
+    let renewed = s.get_lease("App/web").await.expect("get").expect("lease");
+    assert_eq!(renewed.acquired_at, first.acquired_at);
+    assert!(renewed.renewed_at > first.renewed_at && renewed.expires_at > first.expires_at);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        s.renew_lease("App/web", "apply-1", LONG)
+            .await
+            .expect("renew")
+    );
+    let again = s.get_lease("App/web").await.expect("get").expect("lease");
+    assert_eq!(again.acquired_at, first.acquired_at);
+    assert!(again.expires_at > renewed.expires_at);
+
+    assert!(
+        s.try_acquire_lease("App/db", "apply-1", LONG)
+            .await
+            .expect("acquire")
+    );
+    assert!(
+        s.try_acquire_lease("Server/nas01", "daemon", LONG)
+            .await
+            .expect("acquire")
+    );
+    let listed: Vec<(String, String)> = s
+        .list_leases()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|l| (l.name, l.holder))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("App/db".to_string(), "apply-1".to_string()),
+            ("App/web".to_string(), "apply-1".to_string()),
+            ("Server/nas01".to_string(), "daemon".to_string()),
+        ]
+    );
+
+    // Released, the lease is free for anyone.
+    assert!(
+        s.release_lease("App/web", "apply-1")
+            .await
+            .expect("release")
+    );
+    assert!(
+        !s.release_lease("App/web", "apply-1")
+            .await
+            .expect("release twice")
+    );
+    assert!(
+        !s.renew_lease("App/web", "apply-1", LONG)
+            .await
+            .expect("renew lost")
+    );
+    assert!(
+        s.try_acquire_lease("App/web", "daemon", LONG)
+            .await
+            .expect("acquire")
+    );
+    let taken = s.get_lease("App/web").await.expect("get").expect("lease");
+    assert_eq!(taken.holder, "daemon");
+    assert!(taken.acquired_at > first.acquired_at);
+
+    assert_eq!(
+        s.release_all_leases("daemon").await.expect("release all"),
+        2
+    );
+    assert_eq!(
+        s.release_all_leases("daemon").await.expect("release all"),
+        0
+    );
+    assert_eq!(s.list_leases().await.expect("list").len(), 1);
+    assert!(s.get_lease("App/web").await.expect("get").is_none());
+
+    assert!(matches!(
+        s.try_acquire_lease("App/web", "", LONG).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.try_acquire_lease("App/web", "x", Duration::MAX).await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+async fn lease_expiry_allows_takeover(db: Db) {
+    let s = &db.store;
+    let short = Duration::from_millis(200);
+    assert!(
+        s.try_acquire_lease("App/web", "a", short)
+            .await
+            .expect("acquire")
+    );
+    assert!(
+        !s.try_acquire_lease("App/web", "b", short)
+            .await
+            .expect("held")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let expired = s.get_lease("App/web").await.expect("get").expect("lease");
+    assert!(expired.is_expired_at(chrono::Utc::now()));
+
+    // Expired: another holder takes it over, and the old holder has lost it.
+    assert!(
+        s.try_acquire_lease("App/web", "b", short)
+            .await
+            .expect("takeover")
+    );
+    let taken = s.get_lease("App/web").await.expect("get").expect("lease");
+    assert_eq!(taken.holder, "b");
+    assert!(taken.acquired_at > expired.acquired_at);
+    assert!(
+        !s.renew_lease("App/web", "a", short)
+            .await
+            .expect("renew lost")
+    );
+    assert!(
+        !s.try_acquire_lease("App/web", "a", short)
+            .await
+            .expect("held by b")
+    );
+    assert!(!s.release_lease("App/web", "a").await.expect("release lost"));
+
+    // An expired lease nobody took over is still its holder's to renew.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(s.renew_lease("App/web", "b", LONG).await.expect("renew"));
+    assert!(
+        !s.try_acquire_lease("App/web", "a", short)
+            .await
+            .expect("renewed")
+    );
+}
+
+async fn lease_race_between_two_stores(db: Db) {
+    // Two processes (two pools on one database) race for one lease, 50 times.
+    let stores = [
+        db.store.clone(),
+        Store::open(&db.url).await.expect("second store"),
+    ];
+    for round in 0..50 {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let contenders: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let holder = format!("holder-{i}");
+                    barrier.wait().await;
+                    let won = store
+                        .try_acquire_lease("App/contended", &holder, LONG)
+                        .await
+                        .expect("try acquire");
+                    (holder, won)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for contender in contenders {
+            let (holder, won) = contender.await.expect("contender");
+            if won {
+                winners.push(holder);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let lease = stores[0]
+            .get_lease("App/contended")
+            .await
+            .expect("get")
+            .expect("lease");
+        assert_eq!(lease.holder, winners[0], "round {round}");
+        assert!(
+            stores[1]
+                .release_lease("App/contended", &winners[0])
+                .await
+                .expect("release")
+        );
+    }
+}
+
+async fn lease_batches(db: Db) {
+    let s = &db.store;
+    let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert!(
+        s.try_acquire_leases(&[], "a", LONG)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+    assert_eq!(
+        s.try_acquire_leases(&names(&["App/b", "App/a"]), "a", LONG)
+            .await
+            .expect("batch"),
+        names(&["App/b", "App/a"])
+    );
+    // Held names are skipped; the rest are taken, in the order asked, duplicates once.
+    assert_eq!(
+        s.try_acquire_leases(&names(&["App/c", "App/b", "App/c", "App/d"]), "b", LONG)
+            .await
+            .expect("batch"),
+        names(&["App/c", "App/d"])
+    );
+    assert_eq!(
+        s.try_acquire_leases(&names(&["App/a", "App/c"]), "a", LONG)
+            .await
+            .expect("batch"),
+        names(&["App/a"])
+    );
+    assert!(matches!(
+        s.try_acquire_leases(&names(&["App/e", ""]), "a", LONG)
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(s.get_lease("App/e").await.expect("get").is_none());
+
+    // Two stores taking overlapping batches in opposite orders: no deadlock, and every name
+    // goes to exactly one of them.
+    let other = Store::open(&db.url).await.expect("second store");
+    let set = names(&["Vm/x", "Vm/y", "Vm/z"]);
+    let mut reversed = set.clone();
+    reversed.reverse();
+    for round in 0..20 {
+        let a = {
+            let (store, set) = (s.clone(), set.clone());
+            tokio::spawn(async move { store.try_acquire_leases(&set, "a", LONG).await })
+        };
+        let b = {
+            let (store, set) = (other.clone(), reversed.clone());
+            tokio::spawn(async move { store.try_acquire_leases(&set, "b", LONG).await })
+        };
+        let a = a.await.expect("task a").expect("batch a");
+        let b = b.await.expect("task b").expect("batch b");
+        let mut all: Vec<String> = a.iter().chain(&b).cloned().collect();
+        all.sort();
+        assert_eq!(all, set, "round {round}: a {a:?} b {b:?}");
+        s.release_all_leases("a").await.expect("release");
+        other.release_all_leases("b").await.expect("release");
+    }
+}
+
+fn event<'a>(
+    kind: &'a str,
+    severity: Severity,
+    message: &str,
+    resource: Option<&str>,
+) -> NewEvent<'a> {
+    NewEvent {
+        kind,
+        severity,
+        message: message.to_string(),
+        resource: resource.map(str::to_string),
+    }
+}
+
+async fn system_events_append_and_list(db: Db) {
+    let s = &db.store;
+    assert!(
+        s.list_events(EventFilter::default())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(s.latest_event("reload").await.expect("latest").is_none());
+
+    let started = s
+        .append_event(event(
+            "daemon_started",
+            Severity::Info,
+            "daemon started",
+            None,
+        ))
+        .await
+        .expect("append");
+    assert_eq!(started.seq, 1);
+    assert_eq!(started.kind, "daemon_started");
+    s.append_event(event("reload", Severity::Info, "3 resources", None))
+        .await
+        .expect("append");
+    s.append_event(event(
+        "drift_found",
+        Severity::Warning,
+        "image differs",
+        Some("App/web"),
+    ))
+    .await
+    .expect("append");
+    s.append_event(event(
+        "reconcile_failed",
+        Severity::Error,
+        "image not found",
+        Some("App/web"),
+    ))
+    .await
+    .expect("append");
+    let last = s
+        .append_event(event("reload", Severity::Info, "4 resources", None))
+        .await
+        .expect("append");
+    assert_eq!(last.seq, 5);
+
+    let seqs = |rows: Vec<ballast_store::EventRow>| rows.iter().map(|e| e.seq).collect::<Vec<_>>();
+    // Without since_seq: newest first.
+    let all = s.list_events(EventFilter::default()).await.expect("list");
+    assert_eq!(seqs(all.clone()), [5, 4, 3, 2, 1]);
+    assert_eq!(all[4], started, "a row reads back as appended");
+    let newest_two = EventFilter {
+        limit: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(seqs(s.list_events(newest_two).await.expect("list")), [5, 4]);
+
+    // With since_seq: the events after it, oldest first (following).
+    let after = |since, limit| EventFilter {
+        since_seq: Some(since),
+        limit,
+        ..Default::default()
+    };
+    assert_eq!(
+        seqs(s.list_events(after(2, None)).await.expect("list")),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        seqs(s.list_events(after(0, Some(2))).await.expect("list")),
+        [1, 2]
+    );
+    assert!(
+        s.list_events(after(5, None))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    let web = EventFilter {
+        resource: Some("App/web".to_string()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(s.list_events(web).await.expect("list")), [4, 3]);
+    let at_least = |min| EventFilter {
+        min_severity: Some(min),
+        ..Default::default()
+    };
+    assert_eq!(
+        seqs(s.list_events(at_least(Severity::Info)).await.expect("list")),
+        [5, 4, 3, 2, 1]
+    );
+    assert_eq!(
+        seqs(
+            s.list_events(at_least(Severity::Warning))
+                .await
+                .expect("list")
+        ),
+        [4, 3]
+    );
+    assert_eq!(
+        seqs(
+            s.list_events(at_least(Severity::Error))
+                .await
+                .expect("list")
+        ),
+        [4]
+    );
+    let combined = EventFilter {
+        since_seq: Some(3),
+        resource: Some("App/web".to_string()),
+        min_severity: Some(Severity::Warning),
+        limit: Some(10),
+    };
+    let rows = s.list_events(combined).await.expect("list");
+    assert_eq!(seqs(rows.clone()), [4]);
+    assert_eq!(rows[0].severity, Severity::Error);
+    assert_eq!(rows[0].message, "image not found");
+    assert_eq!(rows[0].resource.as_deref(), Some("App/web"));
+
+    let latest = s
+        .latest_event("reload")
+        .await
+        .expect("latest")
+        .expect("event");
+    assert_eq!((latest.seq, latest.message.as_str()), (5, "4 resources"));
+    assert_eq!(latest, last);
+    assert!(
+        s.latest_event("daemon_stopped")
+            .await
+            .expect("latest")
+            .is_none()
+    );
+
+    assert!(matches!(
+        s.append_event(event("", Severity::Info, "x", None)).await,
+        Err(StoreError::Invalid { .. })
+    ));
+
+    // Severity: ordered, lower-case in text and JSON.
+    assert!(Severity::Info < Severity::Warning && Severity::Warning < Severity::Error);
+    assert_eq!(Severity::Warning.to_string(), "warning");
+    assert_eq!(format!("{:<8}|", Severity::Info), "info    |");
+    assert_eq!(
+        serde_json::to_value(Severity::Error).expect("json"),
+        json!("error")
+    );
+    assert_eq!("error".parse::<Severity>(), Ok(Severity::Error));
+    assert!("fatal".parse::<Severity>().is_err());
+    let json = serde_json::to_value(&latest).expect("json");
+    assert_eq!(json["type"], "reload");
+    assert_eq!(json["severity"], "info");
+
+    // A bad severity written behind the store's back is an error, not a panic.
+    raw_sql(
+        &db.url,
+        "UPDATE system_events SET severity = 'fatal' WHERE seq = 1",
+    )
+    .await;
+    assert!(matches!(
+        s.list_events(EventFilter::default()).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+async fn system_events_from_two_stores_keep_one_sequence(db: Db) {
+    // An apply and the daemon appending at once: one sequence without gaps or duplicates, and
+    // a follower paging with since_seq sees every event exactly once.
+    let other = Store::open(&db.url).await.expect("second store");
+    let write = |store: Store, who: &'static str| async move {
+        for i in 0..20 {
+            store
+                .append_event(NewEvent {
+                    kind: "reload",
+                    severity: Severity::Info,
+                    message: format!("{who} {i}"),
+                    resource: None,
+                })
+                .await
+                .expect("append");
+        }
+    };
+    let follower = {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while seen.len() < 40 && Instant::now() < deadline {
+                let page = store
+                    .list_events(EventFilter {
+                        since_seq: Some(seen.last().copied().unwrap_or(0)),
+                        limit: Some(7),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("follow");
+                seen.extend(page.iter().map(|e| e.seq));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            seen
+        })
+    };
+    let a = tokio::spawn(write(db.store.clone(), "a"));
+    let b = tokio::spawn(write(other.clone(), "b"));
+    a.await.expect("writer a");
+    b.await.expect("writer b");
+    let expected: Vec<i64> = (1..=40).collect();
+    assert_eq!(follower.await.expect("follower"), expected);
+    let mut all: Vec<i64> = other
+        .list_events(EventFilter::default())
+        .await
+        .expect("list")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    all.reverse();
+    assert_eq!(all, expected);
 }

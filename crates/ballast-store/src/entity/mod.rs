@@ -4,9 +4,11 @@
 
 pub mod audit_log;
 pub mod containers;
+pub mod leases;
 pub mod observed;
 pub mod resources;
 pub mod secrets;
 pub mod state_snapshots;
 pub mod store_meta;
+pub mod system_events;
 pub mod tasks;
