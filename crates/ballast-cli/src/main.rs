@@ -120,6 +120,15 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
+    /// Show system events (reloads, drift, failures), oldest first; -w follows new ones.
+    Events {
+        /// Keep printing new events as they happen.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// How many recent events to show first.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
     /// Show the audit log and verify its hash chain.
     Audit {
         #[arg(long, default_value_t = 50)]

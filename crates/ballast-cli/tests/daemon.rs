@@ -136,6 +136,29 @@ fn the_daemon_follows_the_manifests_heals_drift_and_stops_cleanly() {
         daemon.log()
     );
     assert!(daemon.log().contains("stopped cleanly"), "{}", daemon.log());
+
+    // What happened is in the events, as `ballast events` shows them.
+    let events = env.ballast(&["events", "--limit", "200"]);
+    assert_eq!(events.code, 0, "{events}");
+    for kind in [
+        "daemon_started",
+        "reload ",
+        "reload_failed",
+        "drift_found",
+        "drift_healed",
+        "daemon_stopped",
+    ] {
+        assert!(
+            events.stdout.contains(kind),
+            "missing {kind} event:\n{}",
+            events.stdout
+        );
+    }
+    assert!(
+        events.stdout.contains("spec.ports[0]"),
+        "the reload error names the field:\n{}",
+        events.stdout
+    );
 }
 
 #[test]

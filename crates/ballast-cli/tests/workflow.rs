@@ -121,3 +121,39 @@ fn the_git_commit_of_the_manifests_is_recorded() {
         "uncommitted edits are flagged: {described}"
     );
 }
+
+#[test]
+fn a_resource_leased_by_another_process_is_left_alone() {
+    let env = Env::new("lease");
+    env.write(
+        "a.yaml",
+        &format!("{}---\n{}", env.app("free", ""), env.app("held", "")),
+    );
+    assert_eq!(env.ballast(&["init"]).code, 0);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let lease = format!("App/{}", env.name("held"));
+    runtime.block_on(async {
+        let store = ballast_store::Store::open(&env.database_url).await.unwrap();
+        let taken = store
+            .try_acquire_lease(
+                &lease,
+                "daemon 1@elsewhere",
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(taken);
+    });
+    let run = env.ballast(&["apply", "--yes"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("{lease} is being acted on by daemon 1@elsewhere")),
+        "{run}"
+    );
+    assert_eq!(env.state_of("free").as_deref(), Some("running"));
+    assert!(
+        env.inspect("held").is_none(),
+        "a leased resource is not touched"
+    );
+}

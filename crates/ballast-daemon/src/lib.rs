@@ -20,6 +20,7 @@ use ballast_engine::{Engine, EngineError, Reporter, source_info};
 use ballast_model::{DesiredSet, Kind, ResourceKey};
 use ballast_plan::{Action, ObservedApp, plan_set};
 use ballast_runtime::{Outcome, WorkQueue};
+use ballast_store::{NewEvent, Severity};
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use config::{DaemonConfig, DriftPolicy};
@@ -53,7 +54,10 @@ struct Desired {
 #[derive(Default)]
 struct Health {
     last_reload_error: Option<String>,
+    /// Drift reported and left alone (policy `report`).
     drifted: HashSet<ResourceKey>,
+    /// Drift being repaired through the queue (policy `heal`).
+    healing: HashSet<ResourceKey>,
     failing: HashSet<ResourceKey>,
 }
 
@@ -84,6 +88,25 @@ impl Reporter for LogReporter {
 }
 
 impl Shared {
+    /// Records a system event; a store that cannot take it is logged, never fatal.
+    async fn event(
+        &self,
+        kind: &str,
+        severity: Severity,
+        message: String,
+        resource: Option<&ResourceKey>,
+    ) {
+        let event = NewEvent {
+            kind,
+            severity,
+            message,
+            resource: resource.map(|k| k.to_string()),
+        };
+        if let Err(e) = self.engine.store().append_event(event).await {
+            tracing::warn!(error = %e, "cannot record a system event");
+        }
+    }
+
     fn snapshot(&self) -> (Arc<DesiredSet>, Arc<HashMap<ResourceKey, String>>) {
         let desired = self.desired.read().unwrap_or_else(|e| e.into_inner());
         (desired.set.clone(), desired.hashes.clone())
@@ -117,16 +140,16 @@ impl Shared {
     async fn reload(&self, everything: bool) {
         let set = match ballast_model::load_dir(&self.manifests) {
             Ok(set) => set,
-            Err(e) => return self.reload_failed(&e.to_string()),
+            Err(e) => return self.reload_failed(&e.to_string()).await,
         };
         let hashes = match self.engine.hashes(&set).await {
             Ok(h) => h,
-            Err(e) => return self.reload_failed(&e.to_string()),
+            Err(e) => return self.reload_failed(&e.to_string()).await,
         };
         let source = source_info(&self.manifests);
         let outcome = match self.engine.record_desired(&set, &source).await {
             Ok(o) => o,
-            Err(e) => return self.reload_failed(&e.to_string()),
+            Err(e) => return self.reload_failed(&e.to_string()).await,
         };
         let mut queued: Vec<ResourceKey> = if everything {
             set.iter().map(|r| r.key.clone()).collect()
@@ -162,15 +185,40 @@ impl Shared {
             };
         }
         self.health().last_reload_error = None;
+        let commit = source
+            .commit
+            .as_deref()
+            .map(|c| &c[..c.len().min(12)])
+            .unwrap_or("no commit");
+        self.event(
+            "reload",
+            Severity::Info,
+            format!(
+                "loaded {} resources from {} ({commit}{}); {} to reconcile",
+                self.snapshot().0.len(),
+                self.manifests.display(),
+                if source.dirty { ", dirty" } else { "" },
+                queued.len()
+            ),
+            None,
+        )
+        .await;
         for key in queued {
             self.queue.add(key);
         }
         systemd::status(&self.status_line());
     }
 
-    fn reload_failed(&self, error: &str) {
+    async fn reload_failed(&self, error: &str) {
         tracing::error!("manifest reload failed; keeping the last good desired state:\n{error}");
         self.health().last_reload_error = Some(error.to_string());
+        self.event(
+            "reload_failed",
+            Severity::Error,
+            format!("kept the last good desired state: {error}"),
+            None,
+        )
+        .await;
         systemd::status(&self.status_line());
     }
 
@@ -218,12 +266,26 @@ impl Shared {
             match policy {
                 DriftPolicy::Heal => {
                     tracing::info!(resource = %change.key, reasons = ?change.reasons, "drift found; healing");
+                    self.health().healing.insert(change.key.clone());
                     self.queue.add(change.key.clone());
                 }
                 DriftPolicy::Report => {
                     tracing::warn!(resource = %change.key, reasons = ?change.reasons, "drift found; reporting only");
                     drifted.insert(change.key.clone());
                 }
+            }
+            let already_reported = self.health().drifted.contains(&change.key);
+            if !already_reported {
+                let message = format!(
+                    "drift found: {} ({})",
+                    change.reasons.join("; "),
+                    match policy {
+                        DriftPolicy::Heal => "healing",
+                        DriftPolicy::Report => "report only",
+                    }
+                );
+                self.event("drift_found", Severity::Warning, message, Some(&change.key))
+                    .await;
             }
         }
         self.health().drifted = drifted;
@@ -259,14 +321,30 @@ impl Shared {
                 if action != Action::NoOp {
                     self.record_key(&key).await;
                 }
-                let mut health = self.health();
-                health.failing.remove(&key);
-                health.drifted.remove(&key);
+                let healed = {
+                    let mut health = self.health();
+                    health.failing.remove(&key);
+                    health.drifted.remove(&key);
+                    health.healing.remove(&key)
+                };
+                if healed && action != Action::NoOp {
+                    self.event(
+                        "drift_healed",
+                        Severity::Info,
+                        format!("drift healed: {}", action.verb()),
+                        Some(&key),
+                    )
+                    .await;
+                }
                 Outcome::Success
             }
             Err(e) => {
                 tracing::warn!(resource = %key, error = %e, "reconcile failed; will retry with backoff");
-                self.health().failing.insert(key);
+                let first_failure = self.health().failing.insert(key.clone());
+                if first_failure {
+                    self.event("reconcile_failed", Severity::Error, e, Some(&key))
+                        .await;
+                }
                 Outcome::Retry
             }
         }
@@ -358,6 +436,14 @@ pub async fn run(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "daemon ready"
     );
+    shared
+        .event(
+            "daemon_started",
+            Severity::Info,
+            format!("ready: {}", shared.status_line()),
+            None,
+        )
+        .await;
 
     let mut resync = tokio::time::interval_at(
         tokio::time::Instant::now() + shared.config.resync_interval,
@@ -386,12 +472,24 @@ pub async fn run(
     tracing::info!("stopping: no new work; waiting for running reconciles");
     shared.queue.shut_down();
     let grace = shared.config.shutdown_grace;
-    match tokio::time::timeout(grace, workers).await {
-        Ok(_) => tracing::info!("stopped cleanly"),
-        Err(_) => tracing::warn!(
-            grace_secs = grace.as_secs(),
-            "running reconciles did not finish in time; their tasks stay `running` and are re-examined at the next start"
-        ),
-    }
+    let message = match tokio::time::timeout(grace, workers).await {
+        Ok(_) => {
+            tracing::info!("stopped cleanly");
+            "stopped cleanly".to_string()
+        }
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "running reconciles did not finish in time; their tasks stay `running` and are re-examined at the next start"
+            );
+            format!(
+                "stopped; reconciles still running after {}s were cut short",
+                grace.as_secs()
+            )
+        }
+    };
+    shared
+        .event("daemon_stopped", Severity::Info, message, None)
+        .await;
     Ok(())
 }

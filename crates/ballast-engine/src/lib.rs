@@ -105,7 +105,12 @@ pub struct Engine {
     /// Loaded the first time a secret is needed, so apps without secrets need no key file.
     key: tokio::sync::OnceCell<ballast_secrets::SecretKey>,
     parallelism: usize,
+    /// Who holds this process's leases (`apply 1234@host`, `daemon 1234@host`).
+    holder: String,
 }
+
+/// How long a lease on a resource lasts; an action renews nothing, so this bounds one action.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Engine {
     pub fn new(store: Store, key_file: PathBuf) -> Self {
@@ -115,7 +120,18 @@ impl Engine {
             docker: tokio::sync::OnceCell::new(),
             key: tokio::sync::OnceCell::new(),
             parallelism: 8,
+            holder: format!(
+                "ballast {}@{}",
+                std::process::id(),
+                whoami::hostname().unwrap_or_else(|_| "localhost".into())
+            ),
         }
+    }
+
+    /// Names this process in the leases it takes (`daemon`, `apply`).
+    pub fn with_role(mut self, role: &str) -> Self {
+        self.holder = self.holder.replacen("ballast", role, 1);
+        self
     }
 
     pub fn with_parallelism(mut self, parallelism: usize) -> Self {
@@ -473,6 +489,63 @@ impl Engine {
         reporter: &dyn Reporter,
     ) -> Result<(), String> {
         let key = &resource.key;
+        // One process at a time acts on a resource: `apply` and the daemon take the same lease.
+        let lease = key.to_string();
+        match self.acquire_lease(&lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let holder = match self.store.get_lease(&lease).await {
+                    Ok(Some(row)) => row.holder,
+                    _ => "another process".to_string(),
+                };
+                let message = format!("{key} is being acted on by {holder}; not touched this time");
+                reporter.finished(key, &Err(message.clone()));
+                return Err(message);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let outcome = self.run_task(set, hashes, resource, reporter).await;
+        if let Err(e) = self.store.release_lease(&lease, &self.holder).await {
+            tracing::warn!(resource = %key, error = %e, "cannot release the lease; it expires on its own");
+        }
+        outcome
+    }
+
+    /// Takes the lease on a resource, taking over one whose holder was a process on this host
+    /// that no longer exists (a `kill -9`'d apply must not block the next one until expiry).
+    async fn acquire_lease(&self, lease: &str) -> Result<bool, ballast_store::StoreError> {
+        if self
+            .store
+            .try_acquire_lease(lease, &self.holder, LEASE_TTL)
+            .await?
+        {
+            return Ok(true);
+        }
+        let Some(row) = self.store.get_lease(lease).await? else {
+            return self
+                .store
+                .try_acquire_lease(lease, &self.holder, LEASE_TTL)
+                .await;
+        };
+        if holder_is_dead_here(&row.holder, &self.holder) {
+            tracing::info!(lease, holder = %row.holder, "taking over the lease of a process that has exited");
+            self.store.release_lease(lease, &row.holder).await?;
+            return self
+                .store
+                .try_acquire_lease(lease, &self.holder, LEASE_TTL)
+                .await;
+        }
+        Ok(false)
+    }
+
+    async fn run_task(
+        &self,
+        set: &DesiredSet,
+        hashes: &HashMap<ResourceKey, String>,
+        resource: &ResourcePlan,
+        reporter: &dyn Reporter,
+    ) -> Result<(), String> {
+        let key = &resource.key;
         let kind = key.kind.as_str();
         reporter.started(key, resource.action);
         let task = self
@@ -545,6 +618,22 @@ impl Engine {
     }
 }
 
+/// Whether a lease holder (`ROLE PID@HOST`) is a process on this host that has exited.
+fn holder_is_dead_here(holder: &str, ours: &str) -> bool {
+    let host_of = |h: &str| h.rsplit_once('@').map(|(_, host)| host.to_string());
+    let pid_of = |h: &str| {
+        h.rsplit_once('@')
+            .and_then(|(who, _)| who.rsplit(' ').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+    };
+    match (host_of(holder), host_of(ours), pid_of(holder)) {
+        (Some(theirs), Some(mine), Some(pid)) if theirs == mine => {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
 /// Each resource's spec hash, combined with the versions of the secrets it uses so that
 /// `ballast secret set` of a value an app uses recreates that app.
 fn effective_hashes(
@@ -602,3 +691,23 @@ fn short_id(id: &str) -> &str {
 
 /// Shared handle for callers that need the engine from several tasks.
 pub type SharedEngine = Arc<Engine>;
+
+#[cfg(test)]
+mod tests {
+    use super::holder_is_dead_here;
+
+    #[test]
+    fn only_exited_holders_on_this_host_are_dead() {
+        let me = format!("apply {}@host-a", std::process::id());
+        assert!(!holder_is_dead_here(&me, &me), "this process is alive");
+        assert!(
+            holder_is_dead_here("daemon 4294967@host-a", &me),
+            "no such pid"
+        );
+        assert!(
+            !holder_is_dead_here("daemon 4294967@host-b", &me),
+            "another host: cannot tell"
+        );
+        assert!(!holder_is_dead_here("garbage", &me));
+    }
+}

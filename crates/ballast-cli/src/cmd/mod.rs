@@ -53,6 +53,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::History { resource } => show::history(&ctx, &resource).await,
         Command::Tasks { failed, limit } => show::tasks(&ctx, failed, limit).await,
         Command::Audit { limit } => show::audit(&ctx, limit).await,
+        Command::Events { watch, limit } => show::events(&ctx, watch, limit).await,
         Command::Secret(command) => secret::run(&ctx, command).await,
         Command::Daemon { config } => daemon(&ctx, config.as_deref()).await,
     };
@@ -161,7 +162,7 @@ async fn daemon(ctx: &Context, config: Option<&std::path::Path>) -> anyhow::Resu
     if !manifests.is_dir() {
         anyhow::bail!("manifest directory {} does not exist", manifests.display());
     }
-    let engine = ctx.engine(config.workers).await?;
+    let engine = ctx.engine(config.workers).await?.with_role("daemon");
     ballast_daemon::run(engine, manifests, config).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -77,7 +77,7 @@ pub async fn apply(
         prune: flags.prune,
         targets: parse_targets(targets)?,
     };
-    let engine = ctx.engine(flags.parallelism).await?;
+    let engine = ctx.engine(flags.parallelism).await?.with_role("apply");
     let prepared = engine.plan(set, &options).await?;
     print_plan(ctx, &prepared.plan)?;
     if flags.dry_run {

@@ -289,3 +289,62 @@ pub async fn audit(ctx: &Context, limit: u64) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+pub async fn events(ctx: &Context, watch: bool, limit: u64) -> anyhow::Result<ExitCode> {
+    use ballast_store::EventFilter;
+    let store = ctx.store().await?;
+    // Newest first from the store; shown oldest first, as a log reads.
+    let mut recent = store
+        .list_events(EventFilter {
+            limit: Some(limit),
+            ..Default::default()
+        })
+        .await?;
+    recent.reverse();
+    let json = ctx.global.output == Some(Output::Json);
+    let print = |e: &ballast_store::EventRow| {
+        if json {
+            println!("{}", serde_json::to_string(e).unwrap_or_default());
+        } else {
+            println!(
+                "{}  {:<7} {:<16} {:<24} {}",
+                time(&e.created_at),
+                e.severity,
+                e.kind,
+                e.resource.as_deref().unwrap_or("-"),
+                e.message
+            );
+        }
+    };
+    let mut last = 0;
+    for e in &recent {
+        print(e);
+        last = e.seq;
+    }
+    if !watch {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if last == 0 {
+        last = store
+            .list_events(EventFilter {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?
+            .first()
+            .map_or(0, |e| e.seq);
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        for e in store
+            .list_events(EventFilter {
+                since_seq: Some(last),
+                ..Default::default()
+            })
+            .await?
+        {
+            print(&e);
+            last = e.seq;
+        }
+    }
+}
