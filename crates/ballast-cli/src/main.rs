@@ -120,6 +120,13 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
+    /// Ask the running daemon for its view: last reload, drifted and failing resources.
+    Status {
+        /// The daemon's API socket. [default: $RUNTIME_DIRECTORY/ballast.sock, else
+        /// .ballast/ballast.sock]
+        #[arg(long, env = "BALLAST_SOCKET")]
+        socket: Option<PathBuf>,
+    },
     /// Show system events (reloads, drift, failures), oldest first; -w follows new ones.
     Events {
         /// Keep printing new events as they happen.

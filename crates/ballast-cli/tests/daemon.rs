@@ -197,3 +197,108 @@ fn kill_9_during_a_batch_then_restart_converges() {
         .collect();
     assert!(stuck.is_empty(), "no task left running: {stuck:?}");
 }
+
+fn curl(socket: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket", socket.to_str().unwrap()])
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_daemon_api_reports_status_and_metrics_and_guards_actions() {
+    let env = Env::new("dapi");
+    let socket = env.path("run/ballast.sock");
+    let token = env.path("api-token");
+    std::fs::write(&token, "t0ken-for-tests\n").unwrap();
+    env.write("a.yaml", &env.app("web", ""));
+    let daemon = Daemon::start(
+        &env,
+        &format!(
+            "[http]\nsocket = \"{}\"\ntoken-file = \"{}\"\n",
+            socket.display(),
+            token.display()
+        ),
+    );
+    eventually("the app runs", WAIT, || {
+        env.state_of("web").as_deref() == Some("running")
+    });
+    eventually("ready", WAIT, || {
+        curl(&socket, &["http://d/readyz"]).contains("ready")
+    });
+    assert_eq!(curl(&socket, &["http://d/healthz"]).trim(), "ok");
+
+    let status = env.ballast(&["status", "--socket", socket.to_str().unwrap()]);
+    assert_eq!(status.code, 0, "{status}");
+    assert!(
+        status.stdout.contains("daemon:      ready") && status.stdout.contains("resources:   1"),
+        "{status}"
+    );
+
+    let metrics = curl(&socket, &["http://d/metrics"]);
+    assert!(
+        metrics.contains("ballast_reconciles_total{kind=\"App\",result=\"changed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ballast_reconcile_duration_seconds_count"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ballast_queue_depth 0") && metrics.contains("ballast_resources 1"),
+        "{metrics}"
+    );
+
+    let tasks = curl(&socket, &["http://d/v1/tasks"]);
+    assert!(tasks.contains(&env.name("web")), "{tasks}");
+    let denied = curl(
+        &socket,
+        &[
+            "-X",
+            "POST",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://d/v1/reload",
+        ],
+    );
+    assert_eq!(denied, "401");
+    let accepted = curl(
+        &socket,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer t0ken-for-tests",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://d/v1/reload",
+        ],
+    );
+    assert_eq!(accepted, "202");
+
+    // A broken manifest shows in `status` with its place, and status exits 1.
+    env.write("a.yaml", &env.app("web", "  restart: sometimes\n"));
+    eventually("the failed reload shows in status", WAIT, || {
+        env.ballast(&["status", "--socket", socket.to_str().unwrap()])
+            .stdout
+            .contains("spec.restart")
+    });
+    assert_eq!(
+        env.ballast(&["status", "--socket", socket.to_str().unwrap()])
+            .code,
+        1
+    );
+    drop(daemon);
+    let gone = env.ballast(&[
+        "status",
+        "--socket",
+        env.path("nowhere.sock").to_str().unwrap(),
+    ]);
+    assert!(gone.stderr.contains("the daemon is not running"), "{gone}");
+}

@@ -49,6 +49,29 @@ pub struct DaemonConfig {
     /// How long running steps may take to finish after SIGTERM.
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_grace: Duration,
+    /// The HTTP API.
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HttpConfig {
+    /// Unix socket of the API. [default: $RUNTIME_DIRECTORY/ballast.sock under systemd, else
+    /// .ballast/ballast.sock]
+    pub socket: Option<PathBuf>,
+    /// Also listen on this TCP address (keep it on loopback), e.g. `127.0.0.1:9477`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// File holding the bearer token that the action endpoints require; without it they are off.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Where the API socket is when the config does not say: systemd's `RuntimeDirectory=`, else
+/// the state directory next to the working directory. `ballast status` uses the same rule.
+pub fn default_socket() -> PathBuf {
+    match std::env::var_os("RUNTIME_DIRECTORY") {
+        Some(dir) => PathBuf::from(dir).join("ballast.sock"),
+        None => PathBuf::from(".ballast/ballast.sock"),
+    }
 }
 
 impl Default for DaemonConfig {
@@ -61,6 +84,7 @@ impl Default for DaemonConfig {
             workers: 4,
             drift: DriftPolicy::Heal,
             shutdown_grace: Duration::from_secs(30),
+            http: HttpConfig::default(),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! and observes the engine; the event that queued the key carries no data.
 
 pub mod config;
+mod http;
+mod metrics;
 mod systemd;
 mod watch;
 
@@ -23,7 +25,7 @@ use ballast_runtime::{Outcome, WorkQueue};
 use ballast_store::{NewEvent, Severity};
 use tokio::signal::unix::{SignalKind, signal};
 
-pub use config::{DaemonConfig, DriftPolicy};
+pub use config::{DaemonConfig, DriftPolicy, HttpConfig, default_socket};
 
 /// Annotation choosing what drift does to one resource: `heal` or `report`.
 pub const DRIFT_ANNOTATION: &str = "ballast.io/drift";
@@ -36,6 +38,11 @@ pub enum DaemonError {
     Watch {
         path: PathBuf,
         source: notify::Error,
+    },
+    #[error("cannot read the API token file {}: {source}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -53,6 +60,9 @@ struct Desired {
 /// What `STATUS=` and (later) `ballast status` report.
 #[derive(Default)]
 struct Health {
+    last_reload_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_commit: Option<String>,
+    last_dirty: bool,
     last_reload_error: Option<String>,
     /// Drift reported and left alone (policy `report`).
     drifted: HashSet<ResourceKey>,
@@ -68,6 +78,29 @@ struct Shared {
     desired: RwLock<Desired>,
     health: Mutex<Health>,
     queue: WorkQueue<ResourceKey>,
+    metrics: metrics::Metrics,
+    /// Set once the first reload is done and the workers run.
+    ready: std::sync::atomic::AtomicBool,
+    /// Poked by `POST /v1/reload`.
+    reload_requested: tokio::sync::Notify,
+    /// Bearer token for the API's actions; `None` turns them off.
+    token: Option<String>,
+}
+
+/// The daemon's view, for `/v1/status` and `ballast status`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub ready: bool,
+    pub resources: usize,
+    pub in_sync: usize,
+    pub drifted: Vec<String>,
+    pub failing: Vec<String>,
+    pub queue_depth: usize,
+    pub last_reload_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_reload_commit: Option<String>,
+    pub last_reload_dirty: bool,
+    pub last_reload_error: Option<String>,
 }
 
 /// Logs progress through tracing, which goes to the journal under systemd.
@@ -114,6 +147,42 @@ impl Shared {
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn status(&self) -> Status {
+        let (set, _) = self.snapshot();
+        let health = self.health();
+        let sorted = |keys: &HashSet<ResourceKey>| {
+            let mut v: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            v.sort();
+            v
+        };
+        Status {
+            ready: self.ready.load(std::sync::atomic::Ordering::SeqCst),
+            resources: set.len(),
+            in_sync: set
+                .len()
+                .saturating_sub(health.failing.len() + health.drifted.len()),
+            drifted: sorted(&health.drifted),
+            failing: sorted(&health.failing),
+            queue_depth: self.queue.len() + self.queue.processing_len(),
+            last_reload_at: health.last_reload_at,
+            last_reload_commit: health.last_commit.clone(),
+            last_reload_dirty: health.last_dirty,
+            last_reload_error: health.last_reload_error.clone(),
+        }
+    }
+
+    /// Gauges are read at scrape time rather than kept in step with every change.
+    fn refresh_gauges(&self) {
+        let status = self.status();
+        self.metrics.queue_depth.set(status.queue_depth as i64);
+        self.metrics.resources.set(status.resources as i64);
+        self.metrics.drifted.set(status.drifted.len() as i64);
+        self.metrics.failing.set(status.failing.len() as i64);
+        self.metrics
+            .last_reload_ok
+            .set(i64::from(status.last_reload_error.is_none()));
     }
 
     fn status_line(&self) -> String {
@@ -184,7 +253,13 @@ impl Shared {
                 hashes: Arc::new(hashes),
             };
         }
-        self.health().last_reload_error = None;
+        {
+            let mut health = self.health();
+            health.last_reload_error = None;
+            health.last_reload_at = Some(chrono::Utc::now());
+            health.last_commit = source.commit.clone();
+            health.last_dirty = source.dirty;
+        }
         let commit = source
             .commit
             .as_deref()
@@ -211,7 +286,11 @@ impl Shared {
 
     async fn reload_failed(&self, error: &str) {
         tracing::error!("manifest reload failed; keeping the last good desired state:\n{error}");
-        self.health().last_reload_error = Some(error.to_string());
+        {
+            let mut health = self.health();
+            health.last_reload_error = Some(error.to_string());
+            health.last_reload_at = Some(chrono::Utc::now());
+        }
         self.event(
             "reload_failed",
             Severity::Error,
@@ -305,6 +384,7 @@ impl Shared {
                 return Outcome::Retry;
             }
         };
+        let started = Instant::now();
         let result = self
             .engine
             .reconcile(
@@ -316,6 +396,23 @@ impl Shared {
                 &LogReporter,
             )
             .await;
+        let outcome = match &result {
+            Ok(Action::NoOp) => "unchanged",
+            Ok(_) => "changed",
+            Err(_) => "failed",
+        };
+        let kind = key.kind.as_str().to_string();
+        self.metrics
+            .reconciles
+            .get_or_create(&metrics::ReconcileLabels {
+                kind: kind.clone(),
+                result: outcome.into(),
+            })
+            .inc();
+        self.metrics
+            .duration
+            .get_or_create(&metrics::KindLabel { kind })
+            .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(action) => {
                 if action != Action::NoOp {
@@ -399,6 +496,20 @@ pub async fn run(
             source,
         })?;
 
+    let token = match &config.http.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| DaemonError::TokenFile {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let socket = config.http.socket.clone().unwrap_or_else(default_socket);
+    let listen = config.http.listen;
     let shared = Arc::new(Shared {
         queue: WorkQueue::new(),
         engine,
@@ -406,7 +517,29 @@ pub async fn run(
         manifests,
         desired: RwLock::new(Desired::default()),
         health: Mutex::new(Health::default()),
+        metrics: metrics::Metrics::new(),
+        ready: std::sync::atomic::AtomicBool::new(false),
+        reload_requested: tokio::sync::Notify::new(),
+        token,
     });
+    // The API answers from the start, so /readyz can say "not yet" while the first reload runs.
+    let router = http::router(shared.clone());
+    {
+        let router = router.clone();
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            if let Err(e) = http::serve_unix(&socket, router).await {
+                tracing::error!(socket = %socket.display(), error = %e, "the API socket failed");
+            }
+        });
+    }
+    if let Some(addr) = listen {
+        tokio::spawn(async move {
+            if let Err(e) = http::serve_tcp(addr, router).await {
+                tracing::error!(%addr, error = %e, "the API listener failed");
+            }
+        });
+    }
 
     // Tasks a crash left running are re-examined by observing, never replayed.
     let observed = shared.engine.observe().await?;
@@ -431,6 +564,9 @@ pub async fn run(
             .await
         })
     };
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     systemd::ready(&shared.status_line());
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -453,6 +589,7 @@ pub async fn run(
     loop {
         tokio::select! {
             Some(()) = changes.recv() => shared.reload(false).await,
+            _ = shared.reload_requested.notified() => shared.reload(false).await,
             _ = resync.tick() => shared.resync().await,
             _ = sighup.recv() => {
                 systemd::reloading();

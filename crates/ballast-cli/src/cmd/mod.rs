@@ -4,6 +4,7 @@
 mod plan;
 mod secret;
 mod show;
+mod status;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::History { resource } => show::history(&ctx, &resource).await,
         Command::Tasks { failed, limit } => show::tasks(&ctx, failed, limit).await,
         Command::Audit { limit } => show::audit(&ctx, limit).await,
+        Command::Status { socket } => status::run(&ctx, socket).await,
         Command::Events { watch, limit } => show::events(&ctx, watch, limit).await,
         Command::Secret(command) => secret::run(&ctx, command).await,
         Command::Daemon { config } => daemon(&ctx, config.as_deref()).await,
