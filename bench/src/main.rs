@@ -6,6 +6,10 @@
 //!   a socket proxy).
 //! - `compose-50`: apply of 50 apps from scratch and a no-op re-apply, beside `docker-compose up -d`
 //!   on the same 50 services.
+//! - `daemon-latency`, `daemon-1k` (`daemon-ready-1k`, `daemon-resync-1k`, `daemon-idle-1k`):
+//!   `ballast daemon`; see `daemon.rs`.
+
+mod daemon;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -314,6 +318,12 @@ async fn main() -> Result<()> {
     }
     if which == "all" || which == "compose-50" {
         tokio::task::block_in_place(|| compose_50(&bin))?;
+    }
+    if which == "all" || which == "daemon-latency" {
+        tokio::task::block_in_place(|| daemon::daemon_latency(&bin))?;
+    }
+    if which == "all" || which == "daemon-1k" {
+        tokio::task::block_in_place(|| daemon::daemon_1k(&bin))?;
     }
     Ok(())
 }

@@ -134,6 +134,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_parses_to_the_defaults() {
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/ballast.toml");
+        let config = DaemonConfig::load(Some(&example)).unwrap();
+        let defaults = DaemonConfig::default();
+        assert_eq!(config.resync_interval, defaults.resync_interval);
+        assert_eq!(config.workers, defaults.workers);
+        assert_eq!(config.prune, defaults.prune);
+        assert_eq!(config.shutdown_grace, defaults.shutdown_grace);
+    }
+
+    #[test]
     fn empty_file_means_defaults_and_fields_parse() {
         let dir = std::env::temp_dir().join(format!("ballast-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
