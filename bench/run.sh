@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the benchmarks against a release build: bash bench/run.sh [diff-10k|noop-200|compose-50]
+# Runs the benchmarks against a release build: bash bench/run.sh [diff-10k|noop-200|compose-50|daemon-latency|daemon-1k]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/peers.sh

@@ -53,14 +53,20 @@ impl Context {
     }
 }
 
-/// Logs go to stderr; `BALLAST_LOG` (or `RUST_LOG`) sets the filter, warnings by default.
+/// Logs go to stderr (the journal under systemd); `BALLAST_LOG` (or `RUST_LOG`) sets the
+/// filter, warnings by default; `BALLAST_LOG_FORMAT=json` writes one JSON object per line.
 pub fn init_tracing() {
     let filter = std::env::var("BALLAST_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "warn".to_string());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("BALLAST_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }

@@ -302,3 +302,61 @@ fn the_daemon_api_reports_status_and_metrics_and_guards_actions() {
     ]);
     assert!(gone.stderr.contains("the daemon is not running"), "{gone}");
 }
+
+#[test]
+fn a_terminal_error_is_recorded_once_and_retried_only_after_a_spec_change() {
+    let env = Env::new("dterm");
+    let _daemon = Daemon::start(&env, "resync-interval = \"500ms\"\n");
+    let broken = env
+        .app("img", "")
+        .replace(&env.image(), "ballast-test/no-such-image:1");
+    env.write("a.yaml", &broken);
+    eventually("the failure is recorded", WAIT, || {
+        env.ballast(&["events"])
+            .stdout
+            .contains("not retried until the spec changes")
+    });
+    // Several resyncs later, still exactly one attempt.
+    std::thread::sleep(Duration::from_secs(3));
+    let tasks = env.json(&["tasks", "--failed"]);
+    assert_eq!(
+        tasks.as_array().unwrap().len(),
+        1,
+        "retried although terminal: {tasks}"
+    );
+
+    env.write("a.yaml", &env.app("img", ""));
+    eventually("a fixed spec converges", WAIT, || {
+        env.state_of("img").as_deref() == Some("running")
+    });
+}
+
+#[test]
+fn sighup_rereads_the_config_and_report_only_drift_is_left_alone() {
+    let env = Env::new("dhup");
+    let daemon = Daemon::start(&env, "resync-interval = \"500ms\"\n");
+    env.write("a.yaml", &env.app("web", ""));
+    eventually("the app runs", WAIT, || {
+        env.state_of("web").as_deref() == Some("running")
+    });
+
+    std::fs::write(
+        env.path("ballast.toml"),
+        "resync-interval = \"500ms\"\ndrift = \"report\"\n",
+    )
+    .unwrap();
+    daemon.signal("-HUP");
+    eventually("the config is re-read", WAIT, || {
+        daemon.log().contains("config re-read")
+    });
+    env.docker(&["stop", "-t", "0", &env.name("web")]);
+    eventually("drift is reported", WAIT, || {
+        env.ballast(&["events"]).stdout.contains("report only")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        env.state_of("web").as_deref(),
+        Some("exited"),
+        "report-only drift is not healed"
+    );
+}

@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses_to_the_defaults() {
-        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/ballast.toml");
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/ballast.toml");
         let config = DaemonConfig::load(Some(&example)).unwrap();
         let defaults = DaemonConfig::default();
         assert_eq!(config.resync_interval, defaults.resync_interval);

@@ -66,6 +66,8 @@ struct Health {
     last_reload_error: Option<String>,
     /// Drift reported and left alone (policy `report`).
     drifted: HashSet<ResourceKey>,
+    /// Resources that failed in a way only a spec change can fix, with the hash that failed.
+    terminal: HashMap<ResourceKey, String>,
     /// Drift being repaired through the queue (policy `heal`).
     healing: HashSet<ResourceKey>,
     failing: HashSet<ResourceKey>,
@@ -73,7 +75,8 @@ struct Health {
 
 struct Shared {
     engine: Engine,
-    config: DaemonConfig,
+    /// Swapped whole when SIGHUP re-reads the config file.
+    config: RwLock<DaemonConfig>,
     manifests: PathBuf,
     desired: RwLock<Desired>,
     health: Mutex<Health>,
@@ -137,6 +140,35 @@ impl Shared {
         };
         if let Err(e) = self.engine.store().append_event(event).await {
             tracing::warn!(error = %e, "cannot record a system event");
+        }
+    }
+
+    fn config(&self) -> DaemonConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the config file (SIGHUP). prune, drift, resync-interval and shutdown-grace take
+    /// effect at once; workers, debounce and [http] at the next start. A bad file keeps the old.
+    fn reload_config(&self, path: Option<&std::path::Path>) -> bool {
+        let Some(path) = path else { return false };
+        match DaemonConfig::load(Some(path)) {
+            Ok(new) => {
+                let mut config = self.config.write().unwrap_or_else(|e| e.into_inner());
+                let resync_changed = config.resync_interval != new.resync_interval;
+                config.prune = new.prune;
+                config.drift = new.drift;
+                config.resync_interval = new.resync_interval;
+                config.shutdown_grace = new.shutdown_grace;
+                tracing::info!(path = %path.display(), "config re-read; workers, debounce and [http] apply at the next start");
+                resync_changed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config re-read failed; keeping the running config");
+                false
+            }
         }
     }
 
@@ -231,7 +263,7 @@ impl Shared {
                 .filter_map(|k| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone())))
                 .collect()
         };
-        if self.config.prune {
+        if self.config().prune {
             queued.extend(
                 outcome
                     .tombstoned
@@ -301,9 +333,18 @@ impl Shared {
         systemd::status(&self.status_line());
     }
 
+    /// Whether the key failed terminally with the spec it still has.
+    fn failed_for_good(&self, key: &ResourceKey, hashes: &HashMap<ResourceKey, String>) -> bool {
+        let health = self.health();
+        match (health.terminal.get(key), hashes.get(key)) {
+            (Some(failed), Some(current)) => failed == current,
+            _ => false,
+        }
+    }
+
     fn drift_policy(&self, set: &DesiredSet, key: &ResourceKey) -> (DriftPolicy, bool) {
         let Some(resource) = set.get(key) else {
-            return (self.config.drift, false);
+            return (self.config().drift, false);
         };
         let annotations = &resource.metadata.annotations;
         let suspended = annotations
@@ -312,7 +353,7 @@ impl Shared {
         let policy = match annotations.get(DRIFT_ANNOTATION).map(String::as_str) {
             Some("report") => DriftPolicy::Report,
             Some("heal") => DriftPolicy::Heal,
-            _ => self.config.drift,
+            _ => self.config().drift,
         };
         (policy, suspended)
     }
@@ -335,11 +376,11 @@ impl Shared {
             tracing::warn!(error = %e, "resync could not record observations");
         }
         let (set, hashes) = self.snapshot();
-        let plan = plan_set(&set, &hashes, &observed, self.config.prune, &[]);
+        let plan = plan_set(&set, &hashes, &observed, self.config().prune, &[]);
         let mut drifted = HashSet::new();
         for change in plan.changes() {
             let (policy, suspended) = self.drift_policy(&set, &change.key);
-            if suspended {
+            if suspended || self.failed_for_good(&change.key, &hashes) {
                 continue;
             }
             match policy {
@@ -374,7 +415,7 @@ impl Shared {
     /// The queue's handler: reconcile one key from the current desired set and a fresh look.
     async fn reconcile(&self, key: ResourceKey) -> Outcome {
         let (set, hashes) = self.snapshot();
-        if self.drift_policy(&set, &key).1 {
+        if self.drift_policy(&set, &key).1 || self.failed_for_good(&key, &hashes) {
             return Outcome::Success;
         }
         let observed = match self.engine.observe().await {
@@ -392,7 +433,7 @@ impl Shared {
                 &hashes,
                 &key,
                 &observed,
-                self.config.prune,
+                self.config().prune,
                 &LogReporter,
             )
             .await;
@@ -420,6 +461,7 @@ impl Shared {
                 }
                 let healed = {
                     let mut health = self.health();
+                    health.terminal.remove(&key);
                     health.failing.remove(&key);
                     health.drifted.remove(&key);
                     health.healing.remove(&key)
@@ -435,11 +477,24 @@ impl Shared {
                 }
                 Outcome::Success
             }
+            Err(e) if e.terminal => {
+                tracing::warn!(resource = %key, error = %e, "reconcile failed; not retried until the spec changes");
+                let hash = hashes.get(&key).cloned().unwrap_or_default();
+                {
+                    let mut health = self.health();
+                    health.failing.insert(key.clone());
+                    health.terminal.insert(key.clone(), hash);
+                }
+                let message = format!("{e} (not retried until the spec changes)");
+                self.event("reconcile_failed", Severity::Error, message, Some(&key))
+                    .await;
+                Outcome::Terminal
+            }
             Err(e) => {
                 tracing::warn!(resource = %key, error = %e, "reconcile failed; will retry with backoff");
                 let first_failure = self.health().failing.insert(key.clone());
                 if first_failure {
-                    self.event("reconcile_failed", Severity::Error, e, Some(&key))
+                    self.event("reconcile_failed", Severity::Error, e.message, Some(&key))
                         .await;
                 }
                 Outcome::Retry
@@ -479,12 +534,13 @@ impl Shared {
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT. SIGHUP re-reads the manifests (the config file is
-/// read at start).
+/// Runs the daemon until SIGTERM or SIGINT. SIGHUP re-reads the config file (`config_path`) and
+/// the manifests.
 pub async fn run(
     engine: Engine,
     manifests: PathBuf,
     config: DaemonConfig,
+    config_path: Option<PathBuf>,
 ) -> Result<(), DaemonError> {
     let started = Instant::now();
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -513,7 +569,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         queue: WorkQueue::new(),
         engine,
-        config,
+        config: RwLock::new(config),
         manifests,
         desired: RwLock::new(Desired::default()),
         health: Mutex::new(Health::default()),
@@ -555,7 +611,7 @@ pub async fn run(
     let workers = {
         let shared = shared.clone();
         let queue = shared.queue.clone();
-        let count = shared.config.workers;
+        let count = shared.config().workers;
         tokio::spawn(async move {
             ballast_runtime::run_workers(queue, count, move |key| {
                 let shared = shared.clone();
@@ -582,8 +638,8 @@ pub async fn run(
         .await;
 
     let mut resync = tokio::time::interval_at(
-        tokio::time::Instant::now() + shared.config.resync_interval,
-        shared.config.resync_interval,
+        tokio::time::Instant::now() + shared.config().resync_interval,
+        shared.config().resync_interval,
     );
     let mut watchdog = systemd::watchdog_period().map(tokio::time::interval);
     loop {
@@ -593,6 +649,10 @@ pub async fn run(
             _ = resync.tick() => shared.resync().await,
             _ = sighup.recv() => {
                 systemd::reloading();
+                if shared.reload_config(config_path.as_deref()) {
+                    let period = shared.config().resync_interval;
+                    resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                }
                 shared.reload(true).await;
                 systemd::ready(&shared.status_line());
             }
@@ -608,7 +668,7 @@ pub async fn run(
     systemd::stopping();
     tracing::info!("stopping: no new work; waiting for running reconciles");
     shared.queue.shut_down();
-    let grace = shared.config.shutdown_grace;
+    let grace = shared.config().shutdown_grace;
     let message = match tokio::time::timeout(grace, workers).await {
         Ok(_) => {
             tracing::info!("stopped cleanly");

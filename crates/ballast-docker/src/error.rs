@@ -141,6 +141,16 @@ fn name_conflict_message(app: &str, spec_hash: Option<&str>) -> String {
 impl DockerError {
     /// True when retrying later may succeed without anyone changing anything: the engine was
     /// unreachable, or answered with a server-side failure, or the registry could not be reached.
+    /// Whether the same spec will fail the same way however often it is retried: a bad or
+    /// unknown image reference, an image missing with `pullPolicy: Never`, a spec Docker refuses.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            DockerError::ImageMissing { .. } | DockerError::InvalidSpec { .. } => true,
+            DockerError::PullFailed { .. } => !self.is_transient(),
+            _ => false,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             DockerError::Unreachable { .. } => true,

@@ -41,6 +41,30 @@ pub enum EngineError {
     },
 }
 
+/// Why acting on a resource failed. `terminal` errors (a bad image reference, an image that
+/// is missing with `pullPolicy: Never`, a spec Docker refuses) will fail the same way until the
+/// spec changes, so the daemon records them once instead of retrying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionError {
+    pub message: String,
+    pub terminal: bool,
+}
+
+impl std::fmt::Display for ActionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for ActionError {
+    fn from(message: String) -> Self {
+        ActionError {
+            message,
+            terminal: false,
+        }
+    }
+}
+
 /// What to plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
@@ -335,7 +359,7 @@ impl Engine {
         observed: &BTreeMap<String, ObservedApp>,
         prune: bool,
         reporter: &dyn Reporter,
-    ) -> Result<Action, String> {
+    ) -> Result<Action, ActionError> {
         let plan = plan_set(set, hashes, observed, prune, std::slice::from_ref(key));
         let Some(resource) = plan
             .resources
@@ -452,6 +476,7 @@ impl Engine {
                         let _permit = limit.acquire().await;
                         self.run_resource(&prepared.set, &prepared.hashes, resource, reporter)
                             .await
+                            .map_err(|e| e.message)
                     }
                 };
                 let _ = sender.send(Some(outcome.is_ok()));
@@ -487,7 +512,7 @@ impl Engine {
         hashes: &HashMap<ResourceKey, String>,
         resource: &ResourcePlan,
         reporter: &dyn Reporter,
-    ) -> Result<(), String> {
+    ) -> Result<(), ActionError> {
         let key = &resource.key;
         // One process at a time acts on a resource: `apply` and the daemon take the same lease.
         let lease = key.to_string();
@@ -500,9 +525,9 @@ impl Engine {
                 };
                 let message = format!("{key} is being acted on by {holder}; not touched this time");
                 reporter.finished(key, &Err(message.clone()));
-                return Err(message);
+                return Err(message.into());
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
         }
         let outcome = self.run_task(set, hashes, resource, reporter).await;
         if let Err(e) = self.store.release_lease(&lease, &self.holder).await {
@@ -544,7 +569,7 @@ impl Engine {
         hashes: &HashMap<ResourceKey, String>,
         resource: &ResourcePlan,
         reporter: &dyn Reporter,
-    ) -> Result<(), String> {
+    ) -> Result<(), ActionError> {
         let key = &resource.key;
         let kind = key.kind.as_str();
         reporter.started(key, resource.action);
@@ -558,8 +583,9 @@ impl Engine {
             .await
             .map_err(|e| e.to_string())?;
         let outcome = self.run_steps(set, hashes, resource, &task, reporter).await;
-        let recorded = self.store.finish_task(&task, outcome.clone()).await;
-        reporter.finished(key, &outcome);
+        let as_text = outcome.clone().map_err(|e| e.message);
+        let recorded = self.store.finish_task(&task, as_text.clone()).await;
+        reporter.finished(key, &as_text);
         recorded.map_err(|e| e.to_string())?;
         outcome
     }
@@ -571,7 +597,7 @@ impl Engine {
         resource: &ResourcePlan,
         task: &ballast_store::TaskId,
         reporter: &dyn Reporter,
-    ) -> Result<(), String> {
+    ) -> Result<(), ActionError> {
         let key = &resource.key;
         let app = match set.get(key) {
             Some(desired) => {
@@ -611,7 +637,10 @@ impl Engine {
                     .store
                     .append_task_log(task, &format!("error: {message}"))
                     .await;
-                return Err(message);
+                return Err(ActionError {
+                    message,
+                    terminal: e.is_terminal(),
+                });
             }
         }
         Ok(())

@@ -6,6 +6,7 @@ mod secret;
 mod show;
 mod status;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use ballast_model::{DesiredSet, LoadError, load_dir};
@@ -153,8 +154,8 @@ fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn daemon(ctx: &Context, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let config = ballast_daemon::DaemonConfig::load(config)?;
+async fn daemon(ctx: &Context, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = ballast_daemon::DaemonConfig::load(config_path)?;
     // An explicit -f/BALLAST_MANIFESTS wins over the config file's `manifests`.
     let manifests = match (&ctx.global.file, &config.manifests) {
         (Some(given), _) => given.clone(),
@@ -165,7 +166,13 @@ async fn daemon(ctx: &Context, config: Option<&std::path::Path>) -> anyhow::Resu
         anyhow::bail!("manifest directory {} does not exist", manifests.display());
     }
     let engine = ctx.engine(config.workers).await?.with_role("daemon");
-    ballast_daemon::run(engine, manifests, config).await?;
+    ballast_daemon::run(
+        engine,
+        manifests,
+        config,
+        config_path.map(Path::to_path_buf),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
