@@ -84,6 +84,8 @@ struct Shared {
     metrics: metrics::Metrics,
     /// Set once the first reload is done and the workers run.
     ready: std::sync::atomic::AtomicBool,
+    /// Set on SIGTERM: keys still waiting are let go (the next start re-checks them).
+    stopping: std::sync::atomic::AtomicBool,
     /// Poked by `POST /v1/reload`.
     reload_requested: tokio::sync::Notify,
     /// Bearer token for the API's actions; `None` turns them off.
@@ -237,8 +239,7 @@ impl Shared {
     }
 
     /// Reads and validates the manifests; on success records them and queues what changed.
-    /// `everything` queues every resource (the first load, after which state may have drifted).
-    async fn reload(&self, everything: bool) {
+    async fn reload(&self) {
         let set = match ballast_model::load_dir(&self.manifests) {
             Ok(set) => set,
             Err(e) => return self.reload_failed(&e.to_string()).await,
@@ -252,17 +253,13 @@ impl Shared {
             Ok(o) => o,
             Err(e) => return self.reload_failed(&e.to_string()).await,
         };
-        let mut queued: Vec<ResourceKey> = if everything {
-            set.iter().map(|r| r.key.clone()).collect()
-        } else {
-            outcome
-                .created
-                .iter()
-                .chain(&outcome.changed)
-                .chain(&outcome.restored)
-                .filter_map(|k| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone())))
-                .collect()
-        };
+        let mut queued: Vec<ResourceKey> = outcome
+            .created
+            .iter()
+            .chain(&outcome.changed)
+            .chain(&outcome.restored)
+            .filter_map(|k| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone())))
+            .collect();
         if self.config().prune {
             queued.extend(
                 outcome
@@ -360,7 +357,9 @@ impl Shared {
 
     /// One observation of the engine (one list call), planned against the desired set: drifted
     /// resources are healed through the queue or reported, per their policy.
-    async fn resync(&self) {
+    /// `announce` is false for the check right after start or SIGHUP, where a difference is
+    /// work left over rather than drift worth an event.
+    async fn resync(&self, announce: bool) {
         let observed = match self.engine.observe().await {
             Ok(o) => o,
             Err(e) => {
@@ -395,7 +394,7 @@ impl Shared {
                 }
             }
             let already_reported = self.health().drifted.contains(&change.key);
-            if !already_reported {
+            if announce && !already_reported {
                 let message = format!(
                     "drift found: {} ({})",
                     change.reasons.join("; "),
@@ -415,7 +414,10 @@ impl Shared {
     /// The queue's handler: reconcile one key from the current desired set and a fresh look.
     async fn reconcile(&self, key: ResourceKey) -> Outcome {
         let (set, hashes) = self.snapshot();
-        if self.drift_policy(&set, &key).1 || self.failed_for_good(&key, &hashes) {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+            || self.drift_policy(&set, &key).1
+            || self.failed_for_good(&key, &hashes)
+        {
             return Outcome::Success;
         }
         let observed = match self.engine.observe().await {
@@ -534,6 +536,21 @@ impl Shared {
     }
 }
 
+/// `period` ± 10 %, so several daemons (or kinds) started together do not resync in lockstep.
+fn jittered(period: std::time::Duration) -> std::time::Duration {
+    let span = period.as_millis() as u64 / 5;
+    if span == 0 {
+        return period;
+    }
+    // Sub-second clock noise is random enough to spread timers; no RNG needed.
+    let noise = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    period - std::time::Duration::from_millis(span / 2)
+        + std::time::Duration::from_millis(noise % span)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. SIGHUP re-reads the config file (`config_path`) and
 /// the manifests.
 pub async fn run(
@@ -575,6 +592,7 @@ pub async fn run(
         health: Mutex::new(Health::default()),
         metrics: metrics::Metrics::new(),
         ready: std::sync::atomic::AtomicBool::new(false),
+        stopping: std::sync::atomic::AtomicBool::new(false),
         reload_requested: tokio::sync::Notify::new(),
         token,
     });
@@ -606,7 +624,10 @@ pub async fn run(
             "tasks left running by an earlier process were marked interrupted"
         );
     }
-    shared.reload(true).await;
+    // Record the manifests, then one observation decides what needs work: one list call
+    // however many resources there are, and nothing queued that is already in sync.
+    shared.reload().await;
+    shared.resync(false).await;
 
     let workers = {
         let shared = shared.clone();
@@ -637,23 +658,25 @@ pub async fn run(
         )
         .await;
 
-    let mut resync = tokio::time::interval_at(
-        tokio::time::Instant::now() + shared.config().resync_interval,
+    let mut resync = Box::pin(tokio::time::sleep(jittered(
         shared.config().resync_interval,
-    );
+    )));
     let mut watchdog = systemd::watchdog_period().map(tokio::time::interval);
     loop {
         tokio::select! {
-            Some(()) = changes.recv() => shared.reload(false).await,
-            _ = shared.reload_requested.notified() => shared.reload(false).await,
-            _ = resync.tick() => shared.resync().await,
+            Some(()) = changes.recv() => shared.reload().await,
+            _ = shared.reload_requested.notified() => shared.reload().await,
+            _ = resync.as_mut() => {
+                shared.resync(true).await;
+                resync.as_mut().reset(tokio::time::Instant::now() + jittered(shared.config().resync_interval));
+            }
             _ = sighup.recv() => {
                 systemd::reloading();
                 if shared.reload_config(config_path.as_deref()) {
-                    let period = shared.config().resync_interval;
-                    resync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    resync.as_mut().reset(tokio::time::Instant::now() + jittered(shared.config().resync_interval));
                 }
-                shared.reload(true).await;
+                shared.reload().await;
+                shared.resync(false).await;
                 systemd::ready(&shared.status_line());
             }
             _ = async { match watchdog.as_mut() { Some(w) => { w.tick().await; } None => std::future::pending().await } } => {
@@ -667,6 +690,9 @@ pub async fn run(
     // Stop taking work; let running steps finish within the grace period.
     systemd::stopping();
     tracing::info!("stopping: no new work; waiting for running reconciles");
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     shared.queue.shut_down();
     let grace = shared.config().shutdown_grace;
     let message = match tokio::time::timeout(grace, workers).await {

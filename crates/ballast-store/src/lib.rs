@@ -338,7 +338,12 @@ fn sqlite_options(url: &str, shown: &str) -> Result<ConnectOptions, StoreError> 
         options.max_connections(1);
         options.map_sqlx_sqlite_opts(|o| o.busy_timeout(SQLITE_BUSY_TIMEOUT).foreign_keys(true));
     } else {
-        options.max_connections(4);
+        // Each SQLite connection is a thread with its own page cache: a long-running daemon
+        // that is mostly idle should not keep them, so idle ones close after a while.
+        options
+            .max_connections(4)
+            .min_connections(0)
+            .idle_timeout(std::time::Duration::from_secs(30));
         options.map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
