@@ -177,39 +177,6 @@ impl DockerError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, DockerError::Unreachable { .. })
     }
-
-    /// The app the error is about, when it is about one.
-    pub fn app(&self) -> Option<&str> {
-        match self {
-            DockerError::Connect { .. } => None,
-            DockerError::Unreachable { app, .. } | DockerError::Engine { app, .. } => {
-                app.as_deref()
-            }
-            DockerError::ImageMissing { app, .. }
-            | DockerError::PullFailed { app, .. }
-            | DockerError::NameConflict { app, .. }
-            | DockerError::PortInUse { app, .. }
-            | DockerError::NotOurs { app, .. }
-            | DockerError::InvalidSpec { app, .. }
-            | DockerError::NoSuchContainer { app, .. } => Some(app),
-        }
-    }
-
-    /// The step the error happened in, when known.
-    pub fn step(&self) -> Option<StepKind> {
-        match self {
-            DockerError::Connect { .. } | DockerError::InvalidSpec { .. } => None,
-            DockerError::Unreachable { step, .. }
-            | DockerError::Engine { step, .. }
-            | DockerError::NoSuchContainer { step, .. } => Some(*step),
-            DockerError::ImageMissing { .. } | DockerError::PullFailed { .. } => {
-                Some(StepKind::EnsureImage)
-            }
-            DockerError::NameConflict { .. } => Some(StepKind::CreateContainer),
-            DockerError::PortInUse { .. } => Some(StepKind::StartContainer),
-            DockerError::NotOurs { .. } => Some(StepKind::RemoveContainer),
-        }
-    }
 }
 
 /// The engine's status code, when the error is an answer of the engine.

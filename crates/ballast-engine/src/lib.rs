@@ -10,7 +10,6 @@ mod secrets;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use ballast_docker::{DockerEngine, DockerError, ResolvedApp};
 use ballast_model::{DesiredSet, Diagnostics, Kind, ResourceKey, ResourceSpec};
@@ -20,7 +19,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
 pub use git::{GitSource, source_info};
-pub use secrets::SecretError as EngineSecretError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -84,12 +82,6 @@ pub struct Prepared {
     observed: BTreeMap<String, ObservedApp>,
     /// Whether `observed` came from the engine just now.
     live: bool,
-}
-
-impl Prepared {
-    pub fn set(&self) -> &DesiredSet {
-        &self.set
-    }
 }
 
 /// Hears about progress while a plan is applied (a progress bar, log lines, nothing).
@@ -717,9 +709,6 @@ pub fn actor() -> String {
 fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
-
-/// Shared handle for callers that need the engine from several tasks.
-pub type SharedEngine = Arc<Engine>;
 
 #[cfg(test)]
 mod tests {
