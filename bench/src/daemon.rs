@@ -537,7 +537,7 @@ fn resync_1k(bin: &Path, dir: &Path) -> Result<()> {
     )?;
     daemon.wait_for("daemon ready", Duration::from_secs(120))?;
     let ready = Instant::now();
-    // Start-up queues every key once; each re-check lists the containers. Wait until it is over.
+    // Wait until the start-up check (one observation, then only what differs) is over.
     let (startup_calls, last) = wait_quiet(
         &counter,
         &mut daemon,

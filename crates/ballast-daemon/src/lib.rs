@@ -13,14 +13,14 @@ mod metrics;
 mod systemd;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use ballast_engine::{Engine, EngineError, Reporter, source_info};
-use ballast_model::{DesiredSet, Kind, ResourceKey};
-use ballast_plan::{Action, ObservedApp, plan_set};
+use ballast_model::{DesiredSet, ResourceKey};
+use ballast_plan::{Action, plan_set};
 use ballast_runtime::{Outcome, WorkQueue};
 use ballast_store::{NewEvent, Severity};
 use tokio::signal::unix::{SignalKind, signal};
@@ -220,16 +220,15 @@ impl Shared {
     }
 
     fn status_line(&self) -> String {
-        let (set, _) = self.snapshot();
-        let health = self.health();
-        let failing = health.failing.len();
-        let drifted = health.drifted.len();
+        let status = self.status();
         let mut line = format!(
-            "{} resources, {} in sync, {drifted} drifted, {failing} failing",
-            set.len(),
-            set.len().saturating_sub(failing + drifted)
+            "{} resources, {} in sync, {} drifted, {} failing",
+            status.resources,
+            status.in_sync,
+            status.drifted.len(),
+            status.failing.len()
         );
-        if let Some(e) = &health.last_reload_error {
+        if let Some(e) = &status.last_reload_error {
             line.push_str(&format!(
                 "; last reload failed: {}",
                 e.lines().next().unwrap_or_default()
@@ -458,9 +457,6 @@ impl Shared {
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(action) => {
-                if action != Action::NoOp {
-                    self.record_key(&key).await;
-                }
                 let healed = {
                     let mut health = self.health();
                     health.terminal.remove(&key);
@@ -501,37 +497,6 @@ impl Shared {
                 }
                 Outcome::Retry
             }
-        }
-    }
-
-    /// Records what the engine now reports for one key after acting on it.
-    async fn record_key(&self, key: &ResourceKey) {
-        let Ok(observed) = self.engine.observe().await else {
-            return;
-        };
-        let only: BTreeMap<String, ObservedApp> = observed
-            .get(&key.name)
-            .map(|app| (key.name.clone(), app.clone()))
-            .into_iter()
-            .collect();
-        let store = self.engine.store();
-        let result = match only.get(&key.name) {
-            Some(app) => store
-                .record_observed(
-                    Kind::App.as_str(),
-                    &key.name,
-                    &serde_json::to_value(app).unwrap_or_default(),
-                    ballast_store::ChangeType::Created,
-                )
-                .await
-                .map(|_| ()),
-            None => store
-                .record_gone(Kind::App.as_str(), &key.name)
-                .await
-                .map(|_| ()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(resource = %key, error = %e, "cannot record the observed state");
         }
     }
 }

@@ -367,7 +367,29 @@ impl Engine {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        // The action succeeded; failing to record its result must not turn it into a failure.
+        if let Err(e) = self.record_one(key).await {
+            tracing::warn!(resource = %key, error = %e, "cannot record the observed state");
+        }
         Ok(resource.action)
+    }
+
+    /// Observes again after acting on one resource and records what was found for it.
+    async fn record_one(&self, key: &ResourceKey) -> Result<(), EngineError> {
+        let observed = self.observe().await?;
+        let kind = key.kind.as_str();
+        match observed.get(&key.name) {
+            Some(app) => {
+                let state = serde_json::to_value(app).unwrap_or_default();
+                self.store
+                    .record_observed(kind, &key.name, &state, ChangeType::Created)
+                    .await?;
+            }
+            None => {
+                self.store.record_gone(kind, &key.name).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Records what the engine reported: a snapshot per change, the containers table, and a
