@@ -1,0 +1,1 @@
+//! The Server controller: system info and preparation (skeleton; being written).

@@ -1,0 +1,1 @@
+//! A real sshd for tests (being written).

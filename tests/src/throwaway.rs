@@ -1,0 +1,1 @@
+//! A throwaway host with its own sshd for preparation tests (being written).
