@@ -10,6 +10,7 @@ mod loader;
 mod manifest;
 mod path_at;
 pub mod schema;
+pub mod server;
 pub mod validate;
 
 pub use app::AppSpec;
@@ -20,4 +21,5 @@ pub use manifest::{
     spec_hash,
 };
 pub use serde_saphyr::Spanned;
+pub use server::ServerSpec;
 pub use validate::validate_set;

@@ -15,12 +15,12 @@ use crate::manifest::{
     API_VERSION, DesiredResource, Document, Header, Kind, ResourceKey, ResourceSpec,
 };
 use crate::path_at::{Prefer, locate, path_and_shape_at};
+use crate::server::ServerSpec;
 use crate::validate;
 
 /// Kinds in the product's direction that this build does not reconcile yet; named in the error
 /// so a user knows the manifest is not simply misspelt.
 const PLANNED_KINDS: &[&str] = &[
-    "Server",
     "ProxmoxCluster",
     "ProxmoxVm",
     "ProxmoxContainer",
@@ -348,6 +348,10 @@ fn parse_document(ctx: &DocContext, doc: &str) -> Result<DesiredResource, Diagno
         Kind::App => {
             let document: Document<AppSpec> = parse_typed(ctx, doc)?;
             (document.metadata, ResourceSpec::App(document.spec))
+        }
+        Kind::Server => {
+            let document: Document<ServerSpec> = parse_typed(ctx, doc)?;
+            (document.metadata, ResourceSpec::Server(document.spec))
         }
     };
     let name = metadata.name.value.clone();

@@ -10,6 +10,7 @@ use serde_saphyr::Spanned;
 
 use crate::app::AppSpec;
 use crate::diagnostic::SourcePos;
+use crate::server::ServerSpec;
 
 /// The only manifest API version this build understands.
 pub const API_VERSION: &str = "ballast/v1";
@@ -17,14 +18,16 @@ pub const API_VERSION: &str = "ballast/v1";
 /// The kinds of resource ballast reconciles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
+    Server,
     App,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::App];
+    pub const ALL: &'static [Kind] = &[Kind::Server, Kind::App];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Kind::Server => "Server",
             Kind::App => "App",
         }
     }
@@ -126,18 +129,34 @@ pub struct Document<S> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ResourceSpec {
+    Server(ServerSpec),
     App(AppSpec),
 }
 
 impl ResourceSpec {
     pub fn kind(&self) -> Kind {
         match self {
+            ResourceSpec::Server(_) => Kind::Server,
             ResourceSpec::App(_) => Kind::App,
         }
     }
     pub fn as_app(&self) -> Option<&AppSpec> {
         match self {
             ResourceSpec::App(app) => Some(app),
+            ResourceSpec::Server(_) => None,
+        }
+    }
+    pub fn as_server(&self) -> Option<&ServerSpec> {
+        match self {
+            ResourceSpec::Server(server) => Some(server),
+            ResourceSpec::App(_) => None,
+        }
+    }
+    /// The names of the secrets the spec refers to.
+    pub fn secret_refs(&self) -> Vec<&str> {
+        match self {
+            ResourceSpec::Server(server) => server.secret_refs().collect(),
+            ResourceSpec::App(app) => app.secret_refs().collect(),
         }
     }
 }
@@ -263,5 +282,10 @@ impl DesiredSet {
         self.resources
             .values()
             .filter_map(|r| r.spec.as_app().map(|a| (r, a)))
+    }
+    pub fn servers(&self) -> impl Iterator<Item = (&DesiredResource, &ServerSpec)> {
+        self.resources
+            .values()
+            .filter_map(|r| r.spec.as_server().map(|s| (r, s)))
     }
 }

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppSpec;
 use crate::manifest::{API_VERSION, Document};
+use crate::server::ServerSpec;
 
 /// The envelope of one kind, with `apiVersion` and `kind` pinned to their only valid values.
 fn kind_schema<S: JsonSchema>(kind: &str) -> Value {
@@ -18,21 +19,26 @@ fn kind_schema<S: JsonSchema>(kind: &str) -> Value {
 
 /// One schema accepting a document of any kind.
 pub fn manifest_schema() -> Value {
-    let app = kind_schema::<AppSpec>("App");
     let mut defs = serde_json::Map::new();
-    let mut app = app;
-    if let Some(Value::Object(app_defs)) = app.as_object_mut().and_then(|o| o.remove("$defs")) {
-        defs.extend(app_defs);
+    for (kind, mut schema) in [
+        ("Server", kind_schema::<ServerSpec>("Server")),
+        ("App", kind_schema::<AppSpec>("App")),
+    ] {
+        if let Some(Value::Object(kind_defs)) =
+            schema.as_object_mut().and_then(|o| o.remove("$defs"))
+        {
+            defs.extend(kind_defs);
+        }
+        if let Some(o) = schema.as_object_mut() {
+            o.remove("$schema");
+        }
+        defs.insert(kind.into(), schema);
     }
-    if let Some(o) = app.as_object_mut() {
-        o.remove("$schema");
-    }
-    defs.insert("App".into(), app);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ballast manifest",
         "description": "A ballast/v1 resource. Print this with `ballast schema`.",
-        "oneOf": [{"$ref": "#/$defs/App"}],
+        "oneOf": [{"$ref": "#/$defs/Server"}, {"$ref": "#/$defs/App"}],
         "$defs": defs,
     })
 }

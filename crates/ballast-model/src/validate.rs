@@ -13,6 +13,7 @@ use crate::app::{
 };
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::manifest::{DesiredResource, DesiredSet, Kind, ResourceKey, ResourceSpec};
+use crate::server::{CredentialSource, ServerSpec, host_key_problem, package_name_problem};
 
 /// Why a name is not a DNS-1123 label, if it is not.
 pub fn dns1123_problem(name: &str) -> Option<String> {
@@ -46,6 +47,7 @@ pub(crate) fn check_resource(resource: &DesiredResource) -> Vec<Diagnostic> {
     }
     match &resource.spec {
         ResourceSpec::App(app) => check_app(resource, app, &mut out),
+        ResourceSpec::Server(server) => check_server(resource, server, &mut out),
     }
     out
 }
@@ -194,8 +196,12 @@ pub fn validate_set(
 
 fn check_references(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut Diagnostics) {
     for resource in set.values() {
-        let ResourceSpec::App(app) = &resource.spec;
-        if app.server.value != LOCAL_SERVER {
+        let ResourceSpec::App(app) = &resource.spec else {
+            continue;
+        };
+        if app.server.value != LOCAL_SERVER
+            && !set.contains_key(&ResourceKey::new(Kind::Server, app.server.value.clone()))
+        {
             out.push(resource.diagnostic(
                 &app.server.referenced,
                 "spec.server",
@@ -243,8 +249,9 @@ fn check_cycles(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut Diagnost
     ) {
         marks.insert(name.to_string(), Mark::Visiting);
         trail.push(name.to_string());
-        if let Some(resource) = set.get(&ResourceKey::new(Kind::App, name)) {
-            let ResourceSpec::App(app) = &resource.spec;
+        if let Some(resource) = set.get(&ResourceKey::new(Kind::App, name))
+            && let ResourceSpec::App(app) = &resource.spec
+        {
             for (i, dep) in app.depends_on.iter().enumerate() {
                 if dep.value == name
                     || !set.contains_key(&ResourceKey::new(Kind::App, dep.value.clone()))
@@ -284,7 +291,9 @@ fn check_port_conflicts(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut 
     // clashes with any other binding of the port.
     let mut seen: BTreeMap<(String, String, u16), (&DesiredResource, usize)> = BTreeMap::new();
     for resource in set.values() {
-        let ResourceSpec::App(app) = &resource.spec;
+        let ResourceSpec::App(app) = &resource.spec else {
+            continue;
+        };
         for (i, port) in app.ports.iter().enumerate() {
             let Ok(mapping) = PortMapping::parse(&port.value) else {
                 continue;
@@ -295,7 +304,9 @@ fn check_port_conflicts(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut 
                 mapping.host_port,
             );
             if let Some((first, first_index)) = seen.get(&slot) {
-                let ResourceSpec::App(first_app) = &first.spec;
+                let ResourceSpec::App(first_app) = &first.spec else {
+                    continue;
+                };
                 let first_mapping = PortMapping::parse(&first_app.ports[*first_index].value).ok();
                 let clash = match (mapping.host_ip, first_mapping.and_then(|m| m.host_ip)) {
                     (Some(a), Some(b)) => a == b,
@@ -318,5 +329,136 @@ fn check_port_conflicts(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut 
                 seen.insert(slot, (resource, i));
             }
         }
+    }
+}
+
+fn check_server(resource: &DesiredResource, server: &ServerSpec, out: &mut Vec<Diagnostic>) {
+    let address = &server.address;
+    if address.value.trim().is_empty() || address.value.chars().any(char::is_whitespace) {
+        out.push(resource.diagnostic(
+            &address.referenced,
+            "spec.address",
+            "expected a host name or IP address without spaces",
+        ));
+    }
+    if server.port == 0 {
+        out.push(resource.diagnostic_at_path(
+            &["spec", "port"],
+            "port 0 is not a port; expected 1 to 65535 (default 22)",
+        ));
+    }
+    if server.user.trim().is_empty() || server.user.chars().any(char::is_whitespace) {
+        out.push(resource.diagnostic_at_path(
+            &["spec", "user"],
+            "expected a user name without spaces (default root)",
+        ));
+    }
+    if let Some(pin) = &server.host_key {
+        if let Some(problem) = host_key_problem(&pin.value) {
+            out.push(resource.diagnostic(&pin.referenced, "spec.hostKey", problem));
+        } else if server.trust_on_first_use {
+            out.push(resource.diagnostic(
+                &pin.referenced,
+                "spec.hostKey",
+                "hostKey pins the key, so trustOnFirstUse would never apply; remove one of them",
+            ));
+        }
+    }
+    if !server.docker_socket.starts_with('/') {
+        out.push(resource.diagnostic_at_path(
+            &["spec", "dockerSocket"],
+            format!(
+                "`{}` is not an absolute path; expected the socket's path on the server, e.g. /var/run/docker.sock",
+                server.docker_socket
+            ),
+        ));
+    }
+    let auth = &server.auth;
+    match (&auth.key, &auth.password) {
+        (Some(_), Some(_)) => out.push(resource.diagnostic_at_path(
+            &["spec", "auth"],
+            "give either `key` or `password`, not both",
+        )),
+        (None, None) => out.push(resource.diagnostic_at_path(
+            &["spec", "auth"],
+            "missing credentials; expected `key: {secretRef: {name: NAME}}` (or `{file: PATH}`) or `password: {secretRef: {name: NAME}}`",
+        )),
+        _ => {}
+    }
+    if auth.passphrase.is_some() && auth.key.is_none() {
+        out.push(resource.diagnostic_at_path(
+            &["spec", "auth", "passphrase"],
+            "a passphrase goes with a `key`; there is no key here",
+        ));
+    }
+    for (field, source) in [
+        ("key", &auth.key),
+        ("passphrase", &auth.passphrase),
+        ("password", &auth.password),
+    ] {
+        if let Some(source) = source {
+            check_credential_source(resource, &["spec", "auth", field], source, out);
+        }
+    }
+    if let Some(bmc) = &server.bmc {
+        if bmc.address.trim().is_empty() {
+            out.push(resource.diagnostic_at_path(
+                &["spec", "bmc", "address"],
+                "expected the BMC's address, e.g. https://10.0.0.20",
+            ));
+        }
+        check_credential_source(
+            resource,
+            &["spec", "bmc", "credentials", "password"],
+            &bmc.credentials.password,
+            out,
+        );
+    }
+    if let Some(prepare) = &server.prepare {
+        for (i, package) in prepare.packages.iter().enumerate() {
+            if let Some(problem) = package_name_problem(&package.value) {
+                out.push(resource.diagnostic(
+                    &package.referenced,
+                    &format!("spec.prepare.packages[{i}]"),
+                    problem,
+                ));
+            }
+        }
+    }
+}
+
+fn check_credential_source(
+    resource: &DesiredResource,
+    path: &[&str],
+    source: &CredentialSource,
+    out: &mut Vec<Diagnostic>,
+) {
+    let given = [
+        source.secret_ref.is_some(),
+        source.file.is_some(),
+        source.env.is_some(),
+    ]
+    .into_iter()
+    .filter(|g| *g)
+    .count();
+    if given != 1 {
+        out.push(resource.diagnostic_at_path(
+            path,
+            "expected exactly one of `secretRef: {name: NAME}`, `file: PATH` or `env: VAR`",
+        ));
+        return;
+    }
+    if let Some(file) = &source.file
+        && !(file.starts_with('/') || file.starts_with("~/"))
+    {
+        out.push(resource.diagnostic_at_path(
+            path,
+            format!("`{file}` is not an absolute path; expected /path or ~/path"),
+        ));
+    }
+    if let Some(name) = source.secret_ref.as_ref().map(|r| r.name.as_str())
+        && name.trim().is_empty()
+    {
+        out.push(resource.diagnostic_at_path(path, "the secret needs a name"));
     }
 }

@@ -192,7 +192,7 @@ pub fn live_document(live: &ObservedApp) -> serde_json::Value {
     document("App", &name, spec_json)
 }
 
-fn document(kind: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
+pub(crate) fn document(kind: &str, name: &str, spec: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": ballast_model::API_VERSION,
         "kind": kind,

@@ -4,13 +4,15 @@
 
 pub mod app;
 pub mod render;
+pub mod server;
 
 pub use app::{AppStep, DesiredApp, ObservedApp, plan_app};
+pub use server::{DesiredServer, ObservedServer, ServerStep, plan_server};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ballast_model::{DesiredSet, Kind, ResourceKey, ResourceSpec};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a plan does to one resource, in Terraform's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -53,7 +55,7 @@ pub struct ResourcePlan {
     pub action: Action,
     /// Why: one short sentence per difference found (`image changed`, `container stopped by hand`).
     pub reasons: Vec<String>,
-    pub steps: Vec<AppStep>,
+    pub steps: Vec<Step>,
     /// Resources of this plan that must be applied before this one (from `dependsOn`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<ResourceKey>,
@@ -63,6 +65,21 @@ pub struct ResourcePlan {
     /// The desired document, as YAML text; empty for a delete or no change.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub after: String,
+}
+
+/// One step of an action, by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Step {
+    App(AppStep),
+    Server(ServerStep),
+}
+
+/// What was found, by kind: apps by name (on whichever server they run) and servers by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub apps: BTreeMap<String, ObservedApp>,
+    pub servers: BTreeMap<String, ObservedServer>,
 }
 
 /// The plan for a whole set.
@@ -118,13 +135,13 @@ pub fn to_yaml(value: &serde_json::Value) -> String {
 }
 
 /// Plans the whole set. `hashes` holds each desired resource's effective hash (its spec hash
-/// combined with the versions of the secrets it uses); `observed` is keyed by app name.
-/// `targets`, when not empty, limits the plan to those resources. Resources come out in an
-/// order that respects `dependsOn`, deletions last.
+/// combined with the versions of the secrets it uses). `targets`, when not empty, limits the
+/// plan to those resources. Resources come out in an order that respects dependencies (servers
+/// before the apps on them, `dependsOn`), deletions last.
 pub fn plan_set(
     desired: &DesiredSet,
     hashes: &HashMap<ResourceKey, String>,
-    observed: &BTreeMap<String, ObservedApp>,
+    observed: &Observed,
     prune: bool,
     targets: &[ResourceKey],
 ) -> Plan {
@@ -134,47 +151,40 @@ pub fn plan_set(
         if !wanted(&resource.key) {
             continue;
         }
-        let ResourceSpec::App(spec) = &resource.spec;
         let hash = hashes
             .get(&resource.key)
             .map(String::as_str)
             .unwrap_or_default();
-        let live = observed.get(&resource.key.name);
-        let (action, mut reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
-        if action == Action::Replace
-            && let Some(applied) = live.and_then(ObservedApp::applied_spec)
-            && serde_json::to_value(spec).ok().as_ref() == Some(&applied)
-        {
-            // Same spec, different hash: only the secrets' versions enter the hash besides it.
-            reasons = vec!["a secret it uses was changed".into()];
-        }
-        // Only a change is shown as a diff; rendering thousands of unchanged apps is waste.
-        let (before, after) = if action == Action::NoOp {
-            (String::new(), String::new())
-        } else {
-            (
-                live.map(|l| to_yaml(&app::live_document(l)))
-                    .unwrap_or_default(),
-                to_yaml(&app::desired_document(&resource.key.name, spec)),
-            )
+        let name = &resource.key.name;
+        let planned = match &resource.spec {
+            ResourceSpec::App(spec) => plan_desired_app(name, spec, hash, observed, prune, &wanted),
+            ResourceSpec::Server(spec) => {
+                let live = observed.servers.get(name);
+                let (action, reasons, steps) =
+                    plan_server(Some(DesiredServer { spec, hash }), live, prune);
+                let (before, after) = if action == Action::NoOp {
+                    (String::new(), String::new())
+                } else {
+                    (
+                        live.map(|l| to_yaml(&server::live_document(name, l)))
+                            .unwrap_or_default(),
+                        to_yaml(&server::desired_document(name, spec)),
+                    )
+                };
+                ResourcePlan {
+                    key: resource.key.clone(),
+                    action,
+                    reasons,
+                    steps: steps.into_iter().map(Step::Server).collect(),
+                    depends_on: vec![],
+                    before,
+                    after,
+                }
+            }
         };
-        let depends_on = spec
-            .depends_on
-            .iter()
-            .map(|d| ResourceKey::new(Kind::App, d.value.clone()))
-            .filter(|k| wanted(k))
-            .collect();
-        resources.push(ResourcePlan {
-            key: resource.key.clone(),
-            action,
-            reasons,
-            steps,
-            depends_on,
-            before,
-            after,
-        });
+        resources.push(planned);
     }
-    for (name, live) in observed {
+    for (name, live) in &observed.apps {
         let key = ResourceKey::new(Kind::App, name.clone());
         if desired.get(&key).is_some() || !wanted(&key) {
             continue;
@@ -185,7 +195,24 @@ pub fn plan_set(
             key,
             action,
             reasons,
-            steps,
+            steps: steps.into_iter().map(Step::App).collect(),
+            depends_on: vec![],
+            before,
+            after: String::new(),
+        });
+    }
+    for (name, live) in &observed.servers {
+        let key = ResourceKey::new(Kind::Server, name.clone());
+        if desired.get(&key).is_some() || !wanted(&key) {
+            continue;
+        }
+        let (action, reasons, steps) = plan_server(None, Some(live), prune);
+        let before = to_yaml(&server::live_document(name, live));
+        resources.push(ResourcePlan {
+            key,
+            action,
+            reasons,
+            steps: steps.into_iter().map(Step::Server).collect(),
             depends_on: vec![],
             before,
             after: String::new(),
@@ -194,16 +221,76 @@ pub fn plan_set(
     Plan { resources }
 }
 
-/// Desired resources with every app after the apps it depends on; otherwise in manifest order.
-/// The set was validated, so there is no cycle; a leftover (impossible) cycle is appended as is.
+fn plan_desired_app(
+    name: &str,
+    spec: &ballast_model::AppSpec,
+    hash: &str,
+    observed: &Observed,
+    prune: bool,
+    wanted: &dyn Fn(&ResourceKey) -> bool,
+) -> ResourcePlan {
+    let key = ResourceKey::new(Kind::App, name);
+    let live = observed.apps.get(name);
+    let (action, mut reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
+    if action == Action::Replace
+        && let Some(applied) = live.and_then(ObservedApp::applied_spec)
+        && serde_json::to_value(spec).ok().as_ref() == Some(&applied)
+    {
+        // Same spec, different hash: only the secrets' versions enter the hash besides it.
+        reasons = vec!["a secret it uses was changed".into()];
+    }
+    // Only a change is shown as a diff; rendering thousands of unchanged apps is waste.
+    let (before, after) = if action == Action::NoOp {
+        (String::new(), String::new())
+    } else {
+        (
+            live.map(|l| to_yaml(&app::live_document(l)))
+                .unwrap_or_default(),
+            to_yaml(&app::desired_document(name, spec)),
+        )
+    };
+    let server = (spec.server.value != ballast_model::app::LOCAL_SERVER)
+        .then(|| ResourceKey::new(Kind::Server, spec.server.value.clone()));
+    let depends_on = server
+        .into_iter()
+        .chain(
+            spec.depends_on
+                .iter()
+                .map(|d| ResourceKey::new(Kind::App, d.value.clone())),
+        )
+        .filter(|k| wanted(k))
+        .collect();
+    ResourcePlan {
+        key,
+        action,
+        reasons,
+        steps: steps.into_iter().map(Step::App).collect(),
+        depends_on,
+        before,
+        after,
+    }
+}
+
+/// Desired resources with servers first and every app after the apps it depends on; otherwise
+/// in manifest order. The set was validated, so there is no cycle; a leftover (impossible)
+/// cycle is appended as is.
 pub fn dependency_order(desired: &DesiredSet) -> Vec<&ballast_model::DesiredResource> {
     let mut placed: HashSet<&ResourceKey> = HashSet::new();
-    let mut ordered = Vec::with_capacity(desired.len());
-    let mut remaining: Vec<_> = desired.iter().collect();
+    let mut ordered: Vec<&ballast_model::DesiredResource> = desired
+        .iter()
+        .filter(|r| r.key.kind == Kind::Server)
+        .collect();
+    let mut remaining: Vec<_> = desired
+        .iter()
+        .filter(|r| r.key.kind != Kind::Server)
+        .collect();
     while !remaining.is_empty() {
         let before = remaining.len();
         remaining.retain(|r| {
-            let ResourceSpec::App(spec) = &r.spec;
+            let ResourceSpec::App(spec) = &r.spec else {
+                ordered.push(*r);
+                return false;
+            };
             let ready = spec.depends_on.iter().all(|d| {
                 let key = ResourceKey::new(Kind::App, d.value.clone());
                 placed.contains(&key) || desired.get(&key).is_none()
