@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20250601_000001_initial;
 mod m20250602_000002_leases_events;
+mod m20251122_000003_servers;
 
 /// All migrations of the store, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250601_000001_initial::Migration),
             Box::new(m20250602_000002_leases_events::Migration),
+            Box::new(m20251122_000003_servers::Migration),
         ]
     }
 }

@@ -25,6 +25,7 @@ mod events;
 mod leases;
 mod observed;
 mod secrets;
+mod servers;
 mod tasks;
 
 use std::fmt;
@@ -49,6 +50,9 @@ pub use events::{EventFilter, EventRow, NewEvent, Severity};
 pub use leases::LeaseRow;
 pub use observed::{ChangeType, ObservedRow, SnapshotRow};
 pub use secrets::{SecretInfo, StoredSecret};
+pub use servers::{
+    Preparation, PreparationId, PreparationStep, ServerCredential, ServerRecord, StepId,
+};
 pub use tasks::{TaskFilter, TaskId, TaskRow, TaskStatus};
 
 use entity::store_meta;

@@ -115,7 +115,11 @@ impl Store {
 
     /// Re-encrypts every secret with `f` (for `ballast secret rotate-key`) in one transaction:
     /// if `f` fails for any secret, or anything else fails, nothing changes. Versions are kept:
-    /// the values are the same. Returns the number of secrets re-encrypted.
+    /// the values are the same. Server credentials are sealed with the same key, so they are
+    /// re-encrypted too, in the same transaction: `f` sees each as a secret named
+    /// `server/<server>/<purpose>`, the name it was sealed under
+    /// ([`ServerCredential::associated_data`](crate::ServerCredential::associated_data)).
+    /// Returns the number of secrets and credentials re-encrypted.
     pub async fn rewrap_secrets<E>(
         &self,
         f: impl Fn(&StoredSecret) -> Result<Sealed, E> + Send + Sync,
@@ -151,8 +155,9 @@ impl Store {
             .await
             .map_err(&err)?;
         }
+        let credentials = self.rewrap_server_credentials(&txn, &f, at).await?;
         txn.commit().await.map_err(&err)?;
-        Ok(count)
+        Ok(count + credentials)
     }
 
     fn stored_secret(&self, row: secrets::Model) -> Result<StoredSecret, StoreError> {
