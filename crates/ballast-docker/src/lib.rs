@@ -6,6 +6,7 @@
 
 mod config;
 mod error;
+mod remote;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -25,6 +26,7 @@ use tokio::sync::OnceCell;
 
 pub use config::{ResolvedApp, container_labels, create_body, split_reference};
 pub use error::{DockerError, StepKind};
+pub use remote::{AsyncStream, StreamOpener};
 
 use error::{is_unreachable, message_of, one_line, status_of};
 
@@ -36,8 +38,11 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// The API version is negotiated with the engine on first use (one `GET /version`), so the
 /// client works with engines older than bollard's default API version.
 pub struct DockerEngine {
+    /// The address, or for an engine reached through streams, the label naming it.
     host: String,
     instance_id: String,
+    /// Set for an engine reached through streams (e.g. SSH channels); `host` is then a label.
+    opener: Option<StreamOpener>,
     /// Made on first use: bollard checks that a unix socket exists when the client is built.
     client: OnceCell<Docker>,
 }
@@ -87,8 +92,22 @@ impl DockerEngine {
         Ok(DockerEngine {
             host,
             instance_id: instance_id.to_string(),
+            opener: None,
             client: OnceCell::new(),
         })
+    }
+
+    /// An engine reached through streams from `opener` (one per HTTP connection, pooled),
+    /// e.g. SSH channels to the server's docker socket. `label` names it in messages (e.g.
+    /// `ssh://root@10.0.0.5:22/var/run/docker.sock`). Nothing is opened until the first call;
+    /// an opener error makes that call fail with `DockerError::Unreachable`.
+    pub fn over_stream(label: String, instance_id: &str, opener: StreamOpener) -> DockerEngine {
+        DockerEngine {
+            host: label,
+            instance_id: instance_id.to_string(),
+            opener: Some(opener),
+            client: OnceCell::new(),
+        }
     }
 
     /// The store id written as label `ballast.instance`.
@@ -96,7 +115,7 @@ impl DockerEngine {
         &self.instance_id
     }
 
-    /// The engine address.
+    /// The engine address (the label, for an engine reached through streams).
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -123,7 +142,11 @@ impl DockerEngine {
     async fn client(&self, app: Option<&str>, step: StepKind) -> Result<&Docker, DockerError> {
         self.client
             .get_or_try_init(|| async {
-                let docker = Docker::connect_with_host(&self.host).map_err(|e| match e {
+                let built = match &self.opener {
+                    Some(opener) => remote::docker_over(opener.clone()),
+                    None => Docker::connect_with_host(&self.host),
+                };
+                let docker = built.map_err(|e| match e {
                     bollard::errors::Error::SocketNotFoundError(_) => self.error(app, step, e),
                     other => DockerError::Connect {
                         host: self.host.clone(),
@@ -613,6 +636,7 @@ fn observed_from_summary(c: ContainerSummary) -> Option<ObservedApp> {
         ports,
         labels: c.labels.unwrap_or_default().into_iter().collect(),
         created: c.created.unwrap_or_default(),
+        server: ballast_model::app::LOCAL_SERVER.to_string(),
     })
 }
 
