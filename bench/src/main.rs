@@ -87,9 +87,8 @@ async fn diff_10k(bin: &Path) -> Result<()> {
     let store = ballast_store::Store::open(&url).await?;
     // The observed state the last apply would have recorded: containers in sync with the spec.
     let observed: Vec<(String, serde_json::Value)> = set
-        .iter()
-        .map(|r| {
-            let ballast_model::ResourceSpec::App(spec) = &r.spec;
+        .apps()
+        .map(|(r, spec)| {
             let mut l = std::collections::BTreeMap::new();
             l.insert(labels::MANAGED.to_string(), "true".to_string());
             l.insert(labels::APP.to_string(), r.key.name.clone());
@@ -108,6 +107,7 @@ async fn diff_10k(bin: &Path) -> Result<()> {
                 ports: vec![],
                 labels: l,
                 created: 0,
+                server: "local".into(),
             };
             (
                 r.key.name.clone(),

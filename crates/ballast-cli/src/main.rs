@@ -97,7 +97,7 @@ pub enum Command {
     },
     /// List resources of a kind with their live state.
     Get {
-        /// Kind: app, apps, App.
+        /// Kind: app, apps, server, servers.
         kind: String,
         name: Option<String>,
     },
@@ -110,6 +110,14 @@ pub enum Command {
     History {
         /// KIND/NAME, e.g. app/web.
         resource: String,
+    },
+    /// Show a server's last preparation runs, step by step with their output.
+    Logs {
+        /// server/NAME.
+        resource: String,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 3)]
+        limit: u64,
     },
     /// List recorded tasks, newest first.
     Tasks {

@@ -359,7 +359,8 @@ impl Shared {
     /// `announce` is false for the check right after start or SIGHUP, where a difference is
     /// work left over rather than drift worth an event.
     async fn resync(&self, announce: bool) {
-        let observed = match self.engine.observe().await {
+        let (set, hashes) = self.snapshot();
+        let observation = match self.engine.observe(&set).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "resync could not observe the engine");
@@ -368,13 +369,18 @@ impl Shared {
         };
         if let Err(e) = self
             .engine
-            .record_observations(&observed, &HashSet::new())
+            .record_observations(&observation, &HashSet::new())
             .await
         {
             tracing::warn!(error = %e, "resync could not record observations");
         }
-        let (set, hashes) = self.snapshot();
-        let plan = plan_set(&set, &hashes, &observed, self.config().prune, &[]);
+        let plan = plan_set(
+            &set,
+            &hashes,
+            &observation.observed,
+            self.config().prune,
+            &[],
+        );
         let mut drifted = HashSet::new();
         for change in plan.changes() {
             let (policy, suspended) = self.drift_policy(&set, &change.key);
@@ -419,7 +425,7 @@ impl Shared {
         {
             return Outcome::Success;
         }
-        let observed = match self.engine.observe().await {
+        let observed = match self.engine.observe_key(&set, &key).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(resource = %key, error = %e, "cannot observe; will retry");
@@ -581,8 +587,14 @@ pub async fn run(
     }
 
     // Tasks a crash left running are re-examined by observing, never replayed.
-    let observed = shared.engine.observe().await?;
-    let interrupted = shared.engine.recover_interrupted(&observed).await?;
+    let observed = shared
+        .engine
+        .observe(&ballast_model::DesiredSet::default())
+        .await?;
+    let interrupted = shared
+        .engine
+        .recover_interrupted(&observed.observed)
+        .await?;
     if interrupted > 0 {
         tracing::warn!(
             interrupted,

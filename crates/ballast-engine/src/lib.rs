@@ -7,18 +7,36 @@
 
 mod git;
 mod secrets;
+mod servers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ballast_docker::{DockerEngine, DockerError, ResolvedApp};
-use ballast_model::{DesiredSet, Diagnostics, Kind, ResourceKey, ResourceSpec};
-use ballast_plan::{Action, AppStep, ObservedApp, Plan, ResourcePlan, plan_set};
+use ballast_model::app::LOCAL_SERVER;
+use ballast_model::{DesiredSet, Diagnostics, Kind, ResourceKey, ServerSpec};
+use ballast_plan::{
+    Action, AppStep, Observed, ObservedApp, ObservedServer, Plan, ResourcePlan, Step, plan_set,
+};
 use ballast_store::{ChangeType, DesiredRecord, Store, StoreError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
 pub use git::{GitSource, source_info};
+pub use servers::ServerObservation;
+
+/// What one observation found: the plan's view of every app and server, and what the store
+/// records about it.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub observed: Observed,
+    /// Servers connected to just now, with their spec, to record.
+    servers: BTreeMap<String, (ServerSpec, ServerObservation)>,
+    /// Engines that could not be listed, by server, with why; their apps are planned against
+    /// the state recorded last time.
+    pub unreachable: BTreeMap<String, String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -79,7 +97,7 @@ pub struct Prepared {
     pub plan: Plan,
     set: DesiredSet,
     hashes: HashMap<ResourceKey, String>,
-    observed: BTreeMap<String, ObservedApp>,
+    observed: Observation,
     /// Whether `observed` came from the engine just now.
     live: bool,
 }
@@ -117,7 +135,12 @@ impl ApplyReport {
 pub struct Engine {
     store: Store,
     key_file: PathBuf,
-    docker: tokio::sync::OnceCell<DockerEngine>,
+    docker: tokio::sync::OnceCell<Arc<DockerEngine>>,
+    /// Each server's Docker engine through its SSH connection, with the identity of the target
+    /// it was built for.
+    remotes: Mutex<HashMap<String, (String, Arc<DockerEngine>)>>,
+    /// One SSH connection per server, reused by every step and Docker request.
+    ssh: ballast_ssh::SshPool,
     /// Loaded the first time a secret is needed, so apps without secrets need no key file.
     key: tokio::sync::OnceCell<ballast_secrets::SecretKey>,
     parallelism: usize,
@@ -134,6 +157,8 @@ impl Engine {
             store,
             key_file,
             docker: tokio::sync::OnceCell::new(),
+            remotes: Mutex::new(HashMap::new()),
+            ssh: ballast_ssh::SshPool::new(),
             key: tokio::sync::OnceCell::new(),
             parallelism: 8,
             holder: format!(
@@ -163,25 +188,164 @@ impl Engine {
         &self.key_file
     }
 
-    async fn docker(&self) -> Result<&DockerEngine, EngineError> {
+    async fn docker(&self) -> Result<Arc<DockerEngine>, EngineError> {
         self.docker
-            .get_or_try_init(|| async { DockerEngine::connect(self.store.instance_id()) })
+            .get_or_try_init(|| async {
+                DockerEngine::connect(self.store.instance_id()).map(Arc::new)
+            })
             .await
+            .cloned()
             .map_err(EngineError::Docker)
     }
 
-    /// Observes the engine: one container list call.
-    pub async fn observe(&self) -> Result<BTreeMap<String, ObservedApp>, EngineError> {
-        self.docker()
-            .await?
-            .observe_apps()
-            .await
-            .map_err(EngineError::Docker)
+    /// Observes everything `set` names: this machine's engine (one container list call), and
+    /// each server (connect, read the system) with its engine (one list call over the SSH
+    /// connection), servers concurrently. Writes nothing.
+    pub async fn observe(&self, set: &DesiredSet) -> Result<Observation, EngineError> {
+        let recorded = self.recorded_observed().await?;
+        let mut observation = Observation::default();
+        let local_used = set.apps().any(|(_, a)| a.server.value == LOCAL_SERVER)
+            || set.servers().next().is_none()
+            || recorded.apps.values().any(|a| a.server == LOCAL_SERVER);
+        let local = match self.docker().await {
+            Ok(docker) => docker.observe_apps().await.map_err(EngineError::Docker),
+            Err(e) => Err(e),
+        };
+        match local {
+            Ok(apps) => observation.observed.apps.extend(apps),
+            Err(e) if local_used => return Err(e),
+            Err(e) => {
+                observation
+                    .unreachable
+                    .insert(LOCAL_SERVER.to_string(), e.to_string());
+            }
+        }
+        let with_apps: HashSet<&str> = set
+            .apps()
+            .map(|(_, a)| a.server.value.as_str())
+            .chain(recorded.apps.values().map(|a| a.server.as_str()))
+            .collect();
+        let results = futures::future::join_all(set.servers().map(|(resource, spec)| {
+            let name = resource.key.name.clone();
+            let recorded_server = recorded.servers.get(&name).cloned();
+            let has_apps = with_apps.contains(name.as_str());
+            async move {
+                let found = self.observe_server(&name, spec, recorded_server).await;
+                let apps = if !found.observed.is_connected() {
+                    Err(format!(
+                        "Server/{name} is {}",
+                        found.observed.message.as_deref().unwrap_or("not connected")
+                    ))
+                } else if has_apps {
+                    match self.remote_engine(&name, spec).await {
+                        Ok(engine) => engine.observe_apps().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    Ok(BTreeMap::new())
+                };
+                (name, spec.clone(), found, apps)
+            }
+        }))
+        .await;
+        for (name, spec, found, apps) in results {
+            observation
+                .observed
+                .servers
+                .insert(name.clone(), found.observed.clone());
+            match apps {
+                Ok(apps) => {
+                    for (app_name, mut app) in apps {
+                        app.server = name.clone();
+                        observation.observed.apps.insert(app_name, app);
+                    }
+                }
+                Err(reason) => {
+                    for (app_name, app) in recorded.apps.iter().filter(|(_, a)| a.server == name) {
+                        observation
+                            .observed
+                            .apps
+                            .insert(app_name.clone(), app.clone());
+                    }
+                    observation.unreachable.insert(name.clone(), reason);
+                }
+            }
+            observation.servers.insert(name, (spec, found));
+        }
+        for (name, server) in recorded.servers {
+            if set
+                .get(&ResourceKey::new(Kind::Server, name.clone()))
+                .is_none()
+            {
+                observation.observed.servers.insert(name, server);
+            }
+        }
+        Ok(observation)
+    }
+
+    /// Observes just what reconciling `key` needs: an app's own engine (one list call), or
+    /// one server. Everything else comes from the store's record. Writes nothing.
+    pub async fn observe_key(
+        &self,
+        set: &DesiredSet,
+        key: &ResourceKey,
+    ) -> Result<Observation, EngineError> {
+        let recorded = self.recorded_observed().await?;
+        let mut observation = Observation {
+            observed: recorded.clone(),
+            ..Default::default()
+        };
+        match key.kind {
+            Kind::Server => {
+                if let Some(spec) = set.get(key).and_then(|r| r.spec.as_server()) {
+                    let found = self
+                        .observe_server(&key.name, spec, recorded.servers.get(&key.name).cloned())
+                        .await;
+                    observation
+                        .observed
+                        .servers
+                        .insert(key.name.clone(), found.observed.clone());
+                    observation
+                        .servers
+                        .insert(key.name.clone(), (spec.clone(), found));
+                }
+            }
+            Kind::App => {
+                let server = app_server(set, &recorded, &key.name);
+                let listed = if server == LOCAL_SERVER {
+                    self.docker()
+                        .await?
+                        .observe_apps()
+                        .await
+                        .map_err(EngineError::Docker)?
+                } else {
+                    match self.engine_for(set, &server).await {
+                        Ok(engine) => match engine.observe_apps().await {
+                            Ok(apps) => apps,
+                            Err(e) => {
+                                observation.unreachable.insert(server, e.to_string());
+                                return Ok(observation);
+                            }
+                        },
+                        Err(e) => {
+                            observation.unreachable.insert(server, e.message);
+                            return Ok(observation);
+                        }
+                    }
+                };
+                observation.observed.apps.retain(|_, a| a.server != server);
+                for (name, mut app) in listed {
+                    app.server = server.clone();
+                    observation.observed.apps.insert(name, app);
+                }
+            }
+        }
+        Ok(observation)
     }
 
     /// What the store recorded at the last observation.
-    pub async fn recorded_observed(&self) -> Result<BTreeMap<String, ObservedApp>, EngineError> {
-        let mut out = BTreeMap::new();
+    pub async fn recorded_observed(&self) -> Result<Observed, EngineError> {
+        let mut out = Observed::default();
         for row in self.store.list_observed(Kind::App.as_str()).await? {
             let app: ObservedApp = serde_json::from_value(row.state.clone()).map_err(|source| {
                 EngineError::CorruptObserved {
@@ -189,7 +353,17 @@ impl Engine {
                     source,
                 }
             })?;
-            out.insert(row.name.clone(), app);
+            out.apps.insert(row.name.clone(), app);
+        }
+        for row in self.store.list_observed(Kind::Server.as_str()).await? {
+            let server: ObservedServer =
+                serde_json::from_value(row.state.clone()).map_err(|source| {
+                    EngineError::CorruptObserved {
+                        key: ResourceKey::new(Kind::Server, row.name.clone()),
+                        source,
+                    }
+                })?;
+            out.servers.insert(row.name.clone(), server);
         }
         Ok(out)
     }
@@ -202,11 +376,20 @@ impl Engine {
     ) -> Result<Prepared, EngineError> {
         let hashes = self.hashes(&set).await?;
         let observed = if options.refresh {
-            self.observe().await?
+            self.observe(&set).await?
         } else {
-            self.recorded_observed().await?
+            Observation {
+                observed: self.recorded_observed().await?,
+                ..Default::default()
+            }
         };
-        let plan = plan_set(&set, &hashes, &observed, options.prune, &options.targets);
+        let plan = plan_set(
+            &set,
+            &hashes,
+            &observed.observed,
+            options.prune,
+            &options.targets,
+        );
         Ok(Prepared {
             plan,
             set,
@@ -227,18 +410,20 @@ impl Engine {
         reporter: &dyn Reporter,
     ) -> Result<ApplyReport, EngineError> {
         if !prepared.live {
-            prepared.observed = self.observe().await?;
+            prepared.observed = self.observe(&prepared.set).await?;
             prepared.plan = plan_set(
                 &prepared.set,
                 &prepared.hashes,
-                &prepared.observed,
+                &prepared.observed.observed,
                 options.prune,
                 &options.targets,
             );
             prepared.live = true;
         }
         let mut report = ApplyReport {
-            interrupted: self.recover_interrupted(&prepared.observed).await?,
+            interrupted: self
+                .recover_interrupted(&prepared.observed.observed)
+                .await?,
             ..Default::default()
         };
 
@@ -256,7 +441,7 @@ impl Engine {
                 .filter(|(_, a)| matches!(a, Action::Create | Action::Replace))
                 .map(|(k, _)| k.name.clone())
                 .collect();
-            let after = self.observe().await?;
+            let after = self.observe(&prepared.set).await?;
             self.record_observations(&after, &created).await?;
             for (key, action) in &report.succeeded {
                 if *action == Action::Delete {
@@ -269,12 +454,13 @@ impl Engine {
         if options.prune && options.targets.is_empty() {
             // Removed from the manifests and already gone from the engine: nothing left to
             // clean up, so the tombstone has done its job.
-            for row in self
-                .store
-                .list_desired(Some(Kind::App.as_str()), true)
-                .await?
-            {
-                if row.tombstoned_at.is_some() && !prepared.observed.contains_key(&row.name) {
+            for row in self.store.list_desired(None, true).await? {
+                let observed = &prepared.observed.observed;
+                let still_there = match row.kind.as_str() {
+                    "App" => observed.apps.contains_key(&row.name),
+                    _ => observed.servers.contains_key(&row.name),
+                };
+                if row.tombstoned_at.is_some() && !still_there {
                     self.store.forget_desired(&row.kind, &row.name).await?;
                 }
             }
@@ -288,13 +474,11 @@ impl Engine {
 
     /// Tasks left `running` by a process that died are re-examined, never replayed: the plan
     /// just computed from live observation already says what is left to do.
-    pub async fn recover_interrupted(
-        &self,
-        observed: &BTreeMap<String, ObservedApp>,
-    ) -> Result<usize, EngineError> {
+    pub async fn recover_interrupted(&self, observed: &Observed) -> Result<usize, EngineError> {
+        self.store.mark_preparations_interrupted().await?;
         let stuck = self.store.running_tasks().await?;
         for task in &stuck {
-            let found = match observed.get(&task.name) {
+            let found = match observed.apps.get(&task.name) {
                 Some(app) => format!("container {} is {}", short_id(&app.container_id), app.state),
                 None => "no container".to_string(),
             };
@@ -348,10 +532,11 @@ impl Engine {
         set: &DesiredSet,
         hashes: &HashMap<ResourceKey, String>,
         key: &ResourceKey,
-        observed: &BTreeMap<String, ObservedApp>,
+        observation: &Observation,
         prune: bool,
         reporter: &dyn Reporter,
     ) -> Result<Action, ActionError> {
+        let observed = &observation.observed;
         let plan = plan_set(set, hashes, observed, prune, std::slice::from_ref(key));
         let Some(resource) = plan
             .resources
@@ -360,7 +545,8 @@ impl Engine {
         else {
             return Ok(Action::NoOp);
         };
-        self.run_resource(set, hashes, resource, reporter).await?;
+        self.run_resource(set, hashes, observed, resource, reporter)
+            .await?;
         if resource.action == Action::Delete {
             self.store
                 .forget_desired(key.kind.as_str(), &key.name)
@@ -368,15 +554,33 @@ impl Engine {
                 .map_err(|e| e.to_string())?;
         }
         // The action succeeded; failing to record its result must not turn it into a failure.
-        if let Err(e) = self.record_one(key).await {
-            tracing::warn!(resource = %key, error = %e, "cannot record the observed state");
+        // A server's action records what it found itself.
+        if key.kind == Kind::App {
+            let server = app_server(set, observed, &key.name);
+            if let Err(e) = self.record_one(set, key, &server).await {
+                tracing::warn!(resource = %key, error = %e, "cannot record the observed state");
+            }
         }
         Ok(resource.action)
     }
 
-    /// Observes again after acting on one resource and records what was found for it.
-    async fn record_one(&self, key: &ResourceKey) -> Result<(), EngineError> {
-        let observed = self.observe().await?;
+    /// Observes the app's engine again after acting on it and records what was found for it.
+    async fn record_one(
+        &self,
+        set: &DesiredSet,
+        key: &ResourceKey,
+        server: &str,
+    ) -> Result<(), EngineError> {
+        let engine = self.engine_for(set, server).await.map_err(|e| {
+            EngineError::Docker(DockerError::Connect {
+                host: server.to_string(),
+                reason: e.message,
+            })
+        })?;
+        let mut observed = engine.observe_apps().await.map_err(EngineError::Docker)?;
+        for app in observed.values_mut() {
+            app.server = server.to_string();
+        }
         let kind = key.kind.as_str();
         match observed.get(&key.name) {
             Some(app) => {
@@ -392,13 +596,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Records what the engine reported: a snapshot per change, the containers table, and a
-    /// `deleted` snapshot for apps that disappeared. `created` names apps this run created.
+    /// Records what an observation found: a snapshot per change, the containers table per
+    /// server, a `deleted` snapshot for apps that disappeared, and each server's row.
+    /// `created` names apps this run created.
     pub async fn record_observations(
         &self,
-        observed: &BTreeMap<String, ObservedApp>,
+        observation: &Observation,
         created: &HashSet<String>,
     ) -> Result<(), EngineError> {
+        let observed = &observation.observed;
         let kind = Kind::App.as_str();
         let recorded: HashSet<String> = self
             .store
@@ -408,6 +614,7 @@ impl Engine {
             .map(|row| row.name)
             .collect();
         let (fresh, seen): (Vec<_>, Vec<_>) = observed
+            .apps
             .iter()
             .map(|(name, app)| (name.clone(), serde_json::to_value(app).unwrap_or_default()))
             .partition(|(name, _)| created.contains(name));
@@ -417,26 +624,82 @@ impl Engine {
         self.store
             .record_observed_many(kind, &seen, ChangeType::Discovered)
             .await?;
-        for gone in recorded.iter().filter(|name| !observed.contains_key(*name)) {
+        for gone in recorded
+            .iter()
+            .filter(|name| !observed.apps.contains_key(*name))
+        {
             self.store.record_gone(kind, gone).await?;
         }
-        let rows: Vec<ballast_store::ContainerRecord> = observed
-            .values()
-            .map(|app| ballast_store::ContainerRecord {
-                id: app.container_id.clone(),
-                name: app.name.clone(),
-                image: app.image.clone(),
-                ports: serde_json::to_value(&app.ports).unwrap_or_default(),
-                state: app.state.clone(),
-                status: app.status.clone(),
-                labels: app.labels.clone(),
-                app: app.labels.get(ballast_plan::app::labels::APP).cloned(),
-            })
-            .collect();
-        self.store
-            .replace_containers(ballast_model::app::LOCAL_SERVER, &rows)
-            .await?;
+        let mut by_server: BTreeMap<&str, Vec<ballast_store::ContainerRecord>> = BTreeMap::new();
+        by_server.insert(LOCAL_SERVER, Vec::new());
+        for name in observation.servers.keys() {
+            by_server.insert(name, Vec::new());
+        }
+        for app in observed.apps.values() {
+            by_server.entry(app.server.as_str()).or_default().push(
+                ballast_store::ContainerRecord {
+                    id: app.container_id.clone(),
+                    name: app.name.clone(),
+                    image: app.image.clone(),
+                    ports: serde_json::to_value(&app.ports).unwrap_or_default(),
+                    state: app.state.clone(),
+                    status: app.status.clone(),
+                    labels: app.labels.clone(),
+                    app: app.labels.get(ballast_plan::app::labels::APP).cloned(),
+                },
+            );
+        }
+        for (server, rows) in &by_server {
+            // An engine that could not be listed keeps what was recorded of it.
+            if observation.unreachable.contains_key(*server) {
+                continue;
+            }
+            self.store.replace_containers(server, rows).await?;
+        }
+        for (name, (spec, found)) in &observation.servers {
+            self.record_server(name, Some(spec), found).await?;
+        }
         Ok(())
+    }
+
+    /// The Docker engine an app runs on: this machine's, or a server's through its SSH
+    /// connection once the server is connected and prepared; until then the app waits.
+    async fn engine_for(
+        &self,
+        set: &DesiredSet,
+        server: &str,
+    ) -> Result<Arc<DockerEngine>, ActionError> {
+        if server == LOCAL_SERVER {
+            return self.docker().await.map_err(|e| e.to_string().into());
+        }
+        let waiting = |why: String| ActionError {
+            message: format!("waiting for Server/{server}: {why}"),
+            terminal: false,
+        };
+        let Some(spec) = set
+            .get(&ResourceKey::new(Kind::Server, server))
+            .and_then(|r| r.spec.as_server())
+        else {
+            return Err(waiting("it is not in the manifests".into()));
+        };
+        match self.recorded_server(server).await {
+            None => return Err(waiting("it has not been connected to yet".into())),
+            Some(s) if !s.is_connected() => {
+                return Err(waiting(format!(
+                    "it is {}: {}",
+                    s.status,
+                    s.message.as_deref().unwrap_or("no detail")
+                )));
+            }
+            Some(s) if !s.needs.is_empty() => {
+                return Err(waiting(format!(
+                    "it is not prepared yet ({})",
+                    s.needs.join("; ")
+                )));
+            }
+            Some(_) => {}
+        }
+        self.remote_engine(server, spec).await.map_err(waiting)
     }
 
     /// Runs every changed resource once its dependencies are done, at most `parallelism` at once.
@@ -488,9 +751,15 @@ impl Engine {
                     }
                     None => {
                         let _permit = limit.acquire().await;
-                        self.run_resource(&prepared.set, &prepared.hashes, resource, reporter)
-                            .await
-                            .map_err(|e| e.message)
+                        self.run_resource(
+                            &prepared.set,
+                            &prepared.hashes,
+                            &prepared.observed.observed,
+                            resource,
+                            reporter,
+                        )
+                        .await
+                        .map_err(|e| e.message)
                     }
                 };
                 let _ = sender.send(Some(outcome.is_ok()));
@@ -524,6 +793,7 @@ impl Engine {
         &self,
         set: &DesiredSet,
         hashes: &HashMap<ResourceKey, String>,
+        observed: &Observed,
         resource: &ResourcePlan,
         reporter: &dyn Reporter,
     ) -> Result<(), ActionError> {
@@ -543,7 +813,9 @@ impl Engine {
             }
             Err(e) => return Err(e.to_string().into()),
         }
-        let outcome = self.run_task(set, hashes, resource, reporter).await;
+        let outcome = self
+            .run_task(set, hashes, observed, resource, reporter)
+            .await;
         if let Err(e) = self.store.release_lease(&lease, &self.holder).await {
             tracing::warn!(resource = %key, error = %e, "cannot release the lease; it expires on its own");
         }
@@ -581,6 +853,7 @@ impl Engine {
         &self,
         set: &DesiredSet,
         hashes: &HashMap<ResourceKey, String>,
+        observed: &Observed,
         resource: &ResourcePlan,
         reporter: &dyn Reporter,
     ) -> Result<(), ActionError> {
@@ -596,7 +869,9 @@ impl Engine {
             .start_task(&task)
             .await
             .map_err(|e| e.to_string())?;
-        let outcome = self.run_steps(set, hashes, resource, &task, reporter).await;
+        let outcome = self
+            .run_steps(set, hashes, observed, resource, &task, reporter)
+            .await;
         let as_text = outcome.clone().map_err(|e| e.message);
         let recorded = self.store.finish_task(&task, as_text.clone()).await;
         reporter.finished(key, &as_text);
@@ -608,24 +883,64 @@ impl Engine {
         &self,
         set: &DesiredSet,
         hashes: &HashMap<ResourceKey, String>,
+        observed: &Observed,
         resource: &ResourcePlan,
         task: &ballast_store::TaskId,
         reporter: &dyn Reporter,
     ) -> Result<(), ActionError> {
         let key = &resource.key;
+        let hash = hashes.get(key).cloned().unwrap_or_default();
+        if key.kind == Kind::Server {
+            let spec = set.get(key).and_then(|r| r.spec.as_server());
+            let steps: Vec<ballast_plan::ServerStep> = resource
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Server(step) => Some(step.clone()),
+                    Step::App(_) => None,
+                })
+                .collect();
+            let mut lines = Vec::new();
+            let outcome = self
+                .run_server_steps(key, spec, &hash, &steps, &mut |line: &str| {
+                    lines.push(line.to_string());
+                })
+                .await;
+            for line in &lines {
+                reporter.step(key, line);
+                let _ = self.store.append_task_log(task, line).await;
+            }
+            if let Err(e) = &outcome {
+                let _ = self
+                    .store
+                    .append_task_log(task, &format!("error: {}", e.message))
+                    .await;
+            }
+            return outcome;
+        }
         let app = match set.get(key) {
             Some(desired) => {
-                let ResourceSpec::App(spec) = &desired.spec;
+                let Some(spec) = desired.spec.as_app() else {
+                    return Err(format!("{key} is not an app").into());
+                };
                 let env = secrets::resolve_env(&self.store, &self.key, &self.key_file, spec)
                     .await
                     .map_err(|e| e.to_string())?;
-                let hash = hashes.get(key).cloned().unwrap_or_default();
                 Some(ResolvedApp::new(key.name.clone(), spec.clone(), hash, env))
             }
             None => None,
         };
-        let docker = self.docker().await.map_err(|e| e.to_string())?;
+        let server = app_server(set, observed, &key.name);
+        let docker = match self.engine_for(set, &server).await {
+            Ok(docker) => docker,
+            Err(e) => {
+                reporter.step(key, &e.message);
+                let _ = self.store.append_task_log(task, &e.message).await;
+                return Err(e);
+            }
+        };
         for step in &resource.steps {
+            let Step::App(step) = step else { continue };
             let mut log = Vec::new();
             let result = match (&app, step) {
                 (Some(app), step) => docker.run_step(app, step, &mut log).await,
@@ -661,6 +976,16 @@ impl Engine {
     }
 }
 
+/// The server an app runs on: its spec's, or, for an app that left the manifests, where it
+/// was found.
+fn app_server(set: &DesiredSet, observed: &Observed, name: &str) -> String {
+    set.get(&ResourceKey::new(Kind::App, name))
+        .and_then(|r| r.spec.as_app())
+        .map(|a| a.server.value.clone())
+        .or_else(|| observed.apps.get(name).map(|a| a.server.clone()))
+        .unwrap_or_else(|| LOCAL_SERVER.to_string())
+}
+
 /// Whether a lease holder (`ROLE PID@HOST`) is a process on this host that has exited.
 fn holder_is_dead_here(holder: &str, ours: &str) -> bool {
     let host_of = |h: &str| h.rsplit_once('@').map(|(_, host)| host.to_string());
@@ -685,9 +1010,10 @@ fn effective_hashes(
 ) -> HashMap<ResourceKey, String> {
     set.iter()
         .map(|r| {
-            let ResourceSpec::App(spec) = &r.spec;
-            let mut used: Vec<(&str, &str)> = spec
+            let mut used: Vec<(&str, &str)> = r
+                .spec
                 .secret_refs()
+                .into_iter()
                 .map(|name| (name, versions.get(name).map(String::as_str).unwrap_or("")))
                 .collect();
             used.sort();

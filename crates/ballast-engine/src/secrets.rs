@@ -28,9 +28,7 @@ pub(crate) async fn check_refs(
     store: &Store,
     set: &DesiredSet,
 ) -> Result<HashMap<String, String>, crate::EngineError> {
-    let uses_secrets = set
-        .apps()
-        .any(|(_, app)| app.secret_refs().next().is_some());
+    let uses_secrets = set.iter().any(|r| !r.spec.secret_refs().is_empty());
     if !uses_secrets {
         return Ok(HashMap::new());
     }
@@ -41,20 +39,51 @@ pub(crate) async fn check_refs(
         .map(|s| (s.name, s.version.to_string()))
         .collect();
     let mut problems = Diagnostics::default();
+    let missing = |name: &str| {
+        format!("secret `{name}` does not exist; create it with `ballast secret set {name}`")
+    };
     for resource in set.iter() {
-        let ResourceSpec::App(app) = &resource.spec;
-        for (key, value) in &app.env {
-            if let EnvValue::Secret(r) = &value.value
-                && !versions.contains_key(&r.name)
-            {
-                problems.push(resource.diagnostic(
-                    &value.referenced,
-                    &format!("spec.env.{key}"),
-                    format!(
-                        "secret `{}` does not exist; create it with `ballast secret set {}`",
-                        r.name, r.name
+        match &resource.spec {
+            ResourceSpec::App(app) => {
+                for (key, value) in &app.env {
+                    if let EnvValue::Secret(r) = &value.value
+                        && !versions.contains_key(&r.name)
+                    {
+                        problems.push(resource.diagnostic(
+                            &value.referenced,
+                            &format!("spec.env.{key}"),
+                            missing(&r.name),
+                        ));
+                    }
+                }
+            }
+            ResourceSpec::Server(server) => {
+                let bmc = server.bmc.as_ref().map(|b| {
+                    (
+                        ["spec", "bmc", "credentials", "password"].as_slice(),
+                        &b.credentials.password,
+                    )
+                });
+                let auth = [
+                    (["spec", "auth", "key"].as_slice(), &server.auth.key),
+                    (
+                        ["spec", "auth", "passphrase"].as_slice(),
+                        &server.auth.passphrase,
                     ),
-                ));
+                    (
+                        ["spec", "auth", "password"].as_slice(),
+                        &server.auth.password,
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(path, source)| source.as_ref().map(|s| (path, s)));
+                for (path, source) in auth.chain(bmc) {
+                    if let Some(r) = &source.secret_ref
+                        && !versions.contains_key(&r.name)
+                    {
+                        problems.push(resource.diagnostic_at_path(path, missing(&r.name)));
+                    }
+                }
             }
         }
     }
@@ -77,19 +106,31 @@ pub(crate) async fn resolve_env(
         let text = match &value.value {
             EnvValue::Text(text) => text.clone(),
             EnvValue::Secret(r) => {
-                let key = key
-                    .get_or_try_init(|| async { SecretKey::load(key_file) })
-                    .await?;
-                let stored = store
-                    .get_secret(&r.name)
-                    .await?
-                    .ok_or_else(|| SecretError::Missing(r.name.clone()))?;
-                let plain = key.decrypt(&r.name, &stored.sealed)?;
-                String::from_utf8(plain.to_vec())
-                    .map_err(|_| SecretError::NotText(r.name.clone()))?
+                let value = read_secret(store, key, key_file, &r.name).await?;
+                String::clone(&value)
             }
         };
         env.push((name.clone(), text));
     }
     Ok(env)
+}
+
+/// One secret's value, decrypted.
+pub(crate) async fn read_secret(
+    store: &Store,
+    key: &OnceCell<SecretKey>,
+    key_file: &Path,
+    name: &str,
+) -> Result<zeroize::Zeroizing<String>, SecretError> {
+    let key = key
+        .get_or_try_init(|| async { SecretKey::load(key_file) })
+        .await?;
+    let stored = store
+        .get_secret(name)
+        .await?
+        .ok_or_else(|| SecretError::Missing(name.to_string()))?;
+    let plain = key.decrypt(name, &stored.sealed)?;
+    String::from_utf8(plain.to_vec())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| SecretError::NotText(name.to_string()))
 }

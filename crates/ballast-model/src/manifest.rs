@@ -128,6 +128,9 @@ pub struct Document<S> {
 /// The spec of a resource, by kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+// Specs live once each in a desired set; boxing the larger one would buy nothing but a
+// dereference on every use.
+#[allow(clippy::large_enum_variant)]
 pub enum ResourceSpec {
     Server(ServerSpec),
     App(AppSpec),

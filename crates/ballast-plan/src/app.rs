@@ -42,6 +42,17 @@ pub struct ObservedApp {
     pub labels: BTreeMap<String, String>,
     /// Unix seconds.
     pub created: i64,
+    /// The server whose engine runs it (`local` for this machine's).
+    #[serde(default = "local_server", skip_serializing_if = "is_local")]
+    pub server: String,
+}
+
+fn local_server() -> String {
+    ballast_model::app::LOCAL_SERVER.to_string()
+}
+
+fn is_local(server: &str) -> bool {
+    server == ballast_model::app::LOCAL_SERVER
 }
 
 impl ObservedApp {
@@ -226,6 +237,7 @@ mod tests {
             ports: vec![],
             labels,
             created: 0,
+            server: "local".into(),
         }
     }
 

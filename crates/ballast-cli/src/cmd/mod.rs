@@ -3,6 +3,7 @@
 
 mod plan;
 mod secret;
+mod servers;
 mod show;
 mod status;
 
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Get { kind, name } => show::get(&ctx, &kind, name.as_deref()).await,
         Command::Describe { resource } => show::describe(&ctx, &resource).await,
         Command::History { resource } => show::history(&ctx, &resource).await,
+        Command::Logs { resource, limit } => servers::logs(&ctx, &resource, limit).await,
         Command::Tasks { failed, limit } => show::tasks(&ctx, failed, limit).await,
         Command::Audit { limit } => show::audit(&ctx, limit).await,
         Command::Status { socket } => status::run(&ctx, socket).await,

@@ -12,14 +12,14 @@ use similar::TextDiff;
 use crate::Output;
 use crate::context::Context;
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(NOTHING)
         .set_header(header.iter().map(|h| h.to_string()));
     t
 }
 
-fn print_structured(ctx: &Context, value: &serde_json::Value) -> anyhow::Result<bool> {
+pub(crate) fn print_structured(ctx: &Context, value: &serde_json::Value) -> anyhow::Result<bool> {
     match ctx.global.output {
         Some(Output::Json) => println!("{}", serde_json::to_string_pretty(value)?),
         Some(Output::Yaml) => print!("{}", to_yaml(value)),
@@ -28,12 +28,15 @@ fn print_structured(ctx: &Context, value: &serde_json::Value) -> anyhow::Result<
     Ok(true)
 }
 
-fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%SZ").to_string()
 }
 
 pub async fn get(ctx: &Context, kind: &str, name: Option<&str>) -> anyhow::Result<ExitCode> {
     let kind: Kind = kind.parse().map_err(|e: String| anyhow!(e))?;
+    if kind == Kind::Server {
+        return super::servers::get(ctx, name).await;
+    }
     let store = ctx.store().await?;
     let desired = store.list_desired(Some(kind.as_str()), false).await?;
     let observed = store.list_observed(kind.as_str()).await?;
@@ -142,6 +145,14 @@ pub async fn describe(ctx: &Context, resource: &str) -> anyhow::Result<ExitCode>
             );
         }
         println!("\nSpec:\n{}", indent(&to_yaml(&d.spec["spec"])));
+    }
+    if key.kind == Kind::Server
+        && let Some(lines) = super::servers::describe_lines(ctx, &key.name).await?
+    {
+        println!("\nServer:");
+        for line in lines {
+            println!("  {line}");
+        }
     }
     match &observed {
         Some(o) => println!(
