@@ -1,5 +1,6 @@
 //! A throwaway Debian host with its own sshd, in a container, for preparation tests: a real
-//! machine ballast may install packages on (and, privileged, Docker) without touching this one.
+//! machine ballast may install packages on (and, with [`Options::docker_capable`], Docker)
+//! without touching this one.
 //!
 //! The image `ballast-test/debian-sshd:1` is made once per engine, offline but for Debian's
 //! package mirror: `debootstrap --variant=minbase --include=openssh-server,sudo,ca-certificates
@@ -84,9 +85,28 @@ impl fmt::Debug for ThrowawayHost {
 /// How to start a host.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// `--privileged` with its own `/var/lib/docker` volume, so Docker can run inside.
-    pub privileged: bool,
+    /// Let a Docker engine run inside: every capability but `SYS_RESOURCE` (which this
+    /// sandbox's engine cannot grant, so `--privileged` fails here), no seccomp/AppArmor
+    /// confinement, writable `/sys` and cgroups, and its own `/var/lib/docker` volume (overlay2
+    /// cannot stack on the container's root).
+    pub docker_capable: bool,
 }
+
+/// Makes the cgroup hierarchies writable inside a `docker_capable` host (Docker mounts them
+/// read-only unless `--privileged`): remounted fresh, v1 controller by controller or v2 whole.
+const WRITABLE_CGROUPS: &str = r#"set -e
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+  umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
+else
+  for d in /sys/fs/cgroup/*; do
+    [ -d "$d" ] || continue
+    n=$(basename "$d")
+    opts=$(awk -v m="$d" '$2 == m { print $4 }' /proc/mounts | tr ',' '\n' | grep -vxE 'ro|rw|nosuid|nodev|noexec|relatime' | paste -sd, -)
+    [ -n "$opts" ] || continue
+    umount "$d" && mount -t cgroup -o "$opts" cgroup "$d"
+  done
+fi
+"#;
 
 impl ThrowawayHost {
     /// A fresh host (the image is made first when missing).
@@ -156,8 +176,12 @@ impl ThrowawayHost {
             ])
             .arg("-v")
             .arg(format!("{}:/ballast:ro", mount.display()));
-        if options.privileged {
-            run.args(["--privileged", "--mount", "type=volume,dst=/var/lib/docker"]);
+        if options.docker_capable {
+            run.args(["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE"])
+                .args(["--security-opt", "seccomp=unconfined"])
+                .args(["--security-opt", "apparmor=unconfined"])
+                .args(["--security-opt", "systempaths=unconfined"])
+                .args(["--mount", "type=volume,dst=/var/lib/docker"]);
         }
         run.args([IMAGE, "/usr/sbin/sshd", "-D", "-e"]);
         checked(&mut run, "starting the throwaway container")?;
@@ -174,6 +198,16 @@ impl ThrowawayHost {
             container,
         };
         host.address = host.container_address()?;
+        if options.docker_capable {
+            let out = host.docker_exec(WRITABLE_CGROUPS)?;
+            if !out.status.success() {
+                bail!(
+                    "making cgroups writable in {}: {}",
+                    host.container,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
         host.wait_for_sshd(Duration::from_secs(20))?;
         Ok(host)
     }
