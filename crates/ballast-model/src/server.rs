@@ -26,9 +26,6 @@ fn is_false(value: &bool) -> bool {
 fn is_default_port(port: &u16) -> bool {
     *port == 22
 }
-fn is_true(value: &bool) -> bool {
-    *value
-}
 fn yes() -> bool {
     true
 }
@@ -136,7 +133,7 @@ impl CredentialSource {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Prepare {
     /// Install Docker (the distribution's package), enable and start it.
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    #[serde(default = "yes")]
     #[schemars(default = "yes")]
     pub docker: bool,
     /// Distribution packages to install (apt, dnf or apk names).

@@ -102,13 +102,21 @@ pub fn plan_server(
             vec!["never connected".into()],
             work(want.spec),
         ),
+        (Some(want), Some(live)) if live.applied_hash.is_none() => {
+            let mut reasons = vec!["never reconciled".to_string()];
+            if !live.is_connected() {
+                reasons.push(format!(
+                    "{}: {}",
+                    live.status,
+                    live.message.as_deref().unwrap_or("no detail")
+                ));
+            }
+            (Action::Create, reasons, work(want.spec))
+        }
         (Some(want), Some(live)) => {
             let mut reasons = Vec::new();
             if live.applied_hash.as_deref() != Some(want.hash) {
-                reasons.push(match live.applied_hash {
-                    None => "not reconciled yet".to_string(),
-                    Some(_) => "spec changed".to_string(),
-                });
+                reasons.push("spec changed".to_string());
             }
             if !live.is_connected() {
                 reasons.push(format!(
