@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the peers the tests need (Docker engine and client,
-# busybox-static for offline images, PostgreSQL), checks formatting and lints, then runs every
-# test. The tests start their own dockerd and PostgreSQL server when none is running.
+# busybox-static for offline images, PostgreSQL, openssh-server, debootstrap for the throwaway
+# Debian host), checks formatting and lints, then runs every test. The tests start their own
+# dockerd, PostgreSQL and sshd servers when none is running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/peers.sh
 
 ensure_docker_cli
-apt_install busybox-static postgresql
-# The packaged PostgreSQL service is not used: the tests start their own server.
+apt_install busybox-static postgresql openssh-server debootstrap openssl util-linux
+# The packaged PostgreSQL and ssh services are not used: the tests start their own servers.
 $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
+$SUDO systemctl disable --now ssh >/dev/null 2>&1 || true
 
 if ! command -v cargo-nextest >/dev/null; then
   echo "==> installing cargo-nextest"
