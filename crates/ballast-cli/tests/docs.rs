@@ -68,3 +68,32 @@ fn the_committed_schema_file_is_current() {
         "ballast.schema.json is stale: run `ballast schema > ballast.schema.json`"
     );
 }
+
+#[test]
+fn the_server_example_shows_every_field_of_the_schema() {
+    let env = Env::new("schema-server");
+    let schema = env.ballast(&["schema"]);
+    assert_eq!(schema.code, 0, "{schema}");
+    let schema: serde_json::Value = serde_json::from_str(&schema.stdout).unwrap();
+    let spec_ref = schema["$defs"]["Server"]["properties"]["spec"]["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let fields: Vec<String> = schema["$defs"][&spec_ref]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert!(fields.len() >= 10, "{fields:?}");
+    let example = std::fs::read_to_string(repo("examples/server.yaml")).unwrap();
+    for field in fields {
+        assert!(
+            example.contains(&format!("\n  {field}:")),
+            "examples/server.yaml does not show `{field}`"
+        );
+    }
+}
