@@ -221,6 +221,11 @@ impl SshConnection {
     /// the command is sent SIGTERM, its channel closed and `SshError::Timeout` returned (the
     /// connection stays usable).
     ///
+    /// sshd delivers that signal only to sessions of non-root users (for root logins it logs
+    /// "session signalling requires privilege separation"), and closing a channel without a pty
+    /// does not stop the command: where a command must not outlive its limit, wrap it in the
+    /// server's `timeout`.
+    ///
     /// The command's text appears in errors: pass secrets some other way.
     pub async fn exec(
         &self,
@@ -236,8 +241,8 @@ impl SshConnection {
         match tokio::time::timeout(after, self.collect(&mut channel, command, &what)).await {
             Ok(result) => result,
             Err(_) => {
-                // Best effort: sshd passes the signal on (OpenSSH ≥ 7.9); without a pty, closing
-                // the channel alone would leave the command running.
+                // Best effort (see above): without a pty, closing the channel alone leaves the
+                // command running.
                 let _ = channel.signal(Sig::TERM).await;
                 let _ = channel.close().await;
                 Err(SshError::Timeout {

@@ -310,6 +310,8 @@ async fn a_command_that_overruns_times_out_and_the_connection_stays_usable() {
     let out = conn.exec("echo ok", None).await.unwrap();
     assert_eq!(out.stdout, "ok\n");
     assert!(!conn.is_closed());
+    // The overrunning `sleep` itself is not asserted gone: sshd refuses session signals to root
+    // logins ("session signalling requires privilege separation"), so it runs to its end.
 }
 
 #[tokio::test]
@@ -400,6 +402,82 @@ async fn a_dropped_connection_fails_promptly_and_the_next_connect_resumes() {
         "after\n"
     );
     assert_eq!(pool.connections_opened("testbox"), 2);
+}
+
+/// A TCP relay to `port` that can go silent: once `cut` is set it neither forwards nor closes
+/// anything, as a network that drops packets would.
+async fn relay(port: u16) -> (u16, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = listener.local_addr().unwrap().port();
+    let (cut, cut_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(pipe(client_read, server_write, cut_rx.clone()));
+            tokio::spawn(pipe(server_read, client_write, cut_rx.clone()));
+        }
+    });
+    (relay_port, cut)
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut cut: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16384];
+    loop {
+        tokio::select! {
+            _ = async { cut.wait_for(|c| *c).await.is_ok() } => break,
+            n = from.read(&mut buf) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            },
+        }
+    }
+    // Silent from here on, both sockets held open.
+    std::future::pending::<()>().await;
+    drop((from, to));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_network_is_noticed_by_keepalives() {
+    let sshd = Sshd::start();
+    let (port, cut) = relay(sshd.port).await;
+    let mut t = target(&sshd, key_auth(&sshd, ClientKey::Ed25519), pinned(&sshd));
+    t.port = port;
+    let conn = connect(&t, &sshd).await;
+    assert_eq!(conn.exec("echo ok", None).await.unwrap().stdout, "ok\n");
+    let running = {
+        let conn = std::sync::Arc::new(conn);
+        let c = conn.clone();
+        (
+            conn,
+            tokio::spawn(async move { c.exec("sleep 20", None).await }),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cut_at = Instant::now();
+    cut.send(true).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), running.1)
+        .await
+        .expect("a silent network went unnoticed for 10 s")
+        .unwrap();
+    // 2 keepalives 1 s apart, unanswered, then the connection is declared dead.
+    let took = cut_at.elapsed();
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    let err = result.unwrap_err();
+    assert!(matches!(err, SshError::Disconnected { .. }), "{err}");
+    assert!(err.to_string().contains("keepalive"), "{err}");
+    assert!(running.0.is_closed());
 }
 
 #[tokio::test]
