@@ -360,3 +360,53 @@ fn sighup_rereads_the_config_and_report_only_drift_is_left_alone() {
         "report-only drift is not healed"
     );
 }
+
+#[test]
+fn an_app_on_a_down_server_waits_and_the_daemon_converges_when_it_is_back() {
+    use ballast_test_support::sshd::{ClientKey, Sshd};
+    use std::io::Write;
+    let mut sshd = Sshd::start();
+    let env = Env::new("daemon-srv");
+    let host = env.name("host");
+    let mut child = env
+        .command()
+        .args(["secret", "set", "ssh-key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sshd.client_key(ClientKey::Ed25519).as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    sshd.stop();
+
+    env.write(
+        "server.yaml",
+        &format!(
+            "apiVersion: ballast/v1\nkind: Server\nmetadata:\n  name: {host}\nspec:\n  address: 127.0.0.1\n  port: {}\n  auth:\n    key: {{secretRef: {{name: ssh-key}}}}\n  hostKey: {}\n",
+            sshd.port, sshd.host_key_fingerprint
+        ),
+    );
+    env.write("web.yaml", &env.app("web", &format!("  server: {host}\n")));
+    let daemon = Daemon::start(&env, "resync-interval = \"1s\"\n");
+
+    // The app waits for its server, saying why, instead of failing for good.
+    eventually("the app reports it is waiting", WAIT, || {
+        daemon.log().contains(&format!("waiting for Server/{host}"))
+    });
+    assert!(env.inspect("web").is_none());
+
+    sshd.restart();
+    eventually(
+        "the app runs once the server is back",
+        Duration::from_secs(60),
+        || env.state_of("web").as_deref() == Some("running"),
+    );
+    let servers = env.json(&["get", "servers"]);
+    assert_eq!(servers[0]["status"], "connected", "{servers}");
+}

@@ -82,7 +82,7 @@ pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCo
             std::fs::rename(&pending, &key_file)
                 .with_context(|| format!("cannot install {}", key_file.display()))?;
             println!(
-                "re-encrypted {count} secret(s) with key {}; the old key is in {} (delete it when backups no longer need it)",
+                "re-encrypted {count} value(s) (secrets and server credentials) with key {}; the old key is in {} (delete it when backups no longer need it)",
                 new.key_id(),
                 retired.display()
             );
