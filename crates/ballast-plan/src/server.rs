@@ -189,7 +189,8 @@ mod tests {
                 hash: "h1",
             })
         };
-        let cases: Vec<(&str, (Action, Vec<String>, Vec<ServerStep>))> = vec![
+        type Planned = (Action, Vec<String>, Vec<ServerStep>);
+        let cases: Vec<(&str, Planned)> = vec![
             ("new server", plan_server(want(&prepared), None, false)),
             (
                 "in sync",
