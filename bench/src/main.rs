@@ -8,8 +8,10 @@
 //!   on the same 50 services.
 //! - `daemon-latency`, `daemon-1k` (`daemon-ready-1k`, `daemon-resync-1k`, `daemon-idle-1k`):
 //!   `ballast daemon`; see `daemon.rs`.
+//! - `servers-20`, `remote-noop-100`: Servers over SSH (real sshds); see `servers.rs`.
 
 mod daemon;
+mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -324,6 +326,12 @@ async fn main() -> Result<()> {
     }
     if which == "all" || which == "daemon-1k" {
         tokio::task::block_in_place(|| daemon::daemon_1k(&bin))?;
+    }
+    if which == "all" || which == "servers-20" {
+        tokio::task::block_in_place(|| servers::servers_20(&bin))?;
+    }
+    if which == "all" || which == "remote-noop-100" {
+        tokio::task::block_in_place(|| servers::remote_noop_100(&bin))?;
     }
     Ok(())
 }
