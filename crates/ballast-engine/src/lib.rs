@@ -207,18 +207,17 @@ impl Engine {
         let local_used = set.apps().any(|(_, a)| a.server.value == LOCAL_SERVER)
             || set.servers().next().is_none()
             || recorded.apps.values().any(|a| a.server == LOCAL_SERVER);
-        let local = match self.docker().await {
-            Ok(docker) => docker.observe_apps().await.map_err(EngineError::Docker),
-            Err(e) => Err(e),
-        };
-        match local {
-            Ok(apps) => observation.observed.apps.extend(apps),
-            Err(e) if local_used => return Err(e),
-            Err(e) => {
-                observation
-                    .unreachable
-                    .insert(LOCAL_SERVER.to_string(), e.to_string());
-            }
+        // This machine's engine is listed only when something runs or ran there: a set of
+        // servers alone needs no local Docker.
+        if local_used {
+            let docker = self.docker().await?;
+            let apps = docker.observe_apps().await.map_err(EngineError::Docker)?;
+            observation.observed.apps.extend(apps);
+        } else {
+            observation.unreachable.insert(
+                LOCAL_SERVER.to_string(),
+                "not observed: no app runs on this machine".to_string(),
+            );
         }
         let with_apps: HashSet<&str> = set
             .apps()
