@@ -289,17 +289,12 @@ impl Engine {
         set: &DesiredSet,
         key: &ResourceKey,
     ) -> Result<Observation, EngineError> {
-        let recorded = self.recorded_observed().await?;
-        let mut observation = Observation {
-            observed: recorded.clone(),
-            ..Default::default()
-        };
+        let mut observation = Observation::default();
         match key.kind {
             Kind::Server => {
                 if let Some(spec) = set.get(key).and_then(|r| r.spec.as_server()) {
-                    let found = self
-                        .observe_server(&key.name, spec, recorded.servers.get(&key.name).cloned())
-                        .await;
+                    let recorded = self.recorded_state(key).await?;
+                    let found = self.observe_server(&key.name, spec, recorded).await;
                     observation
                         .observed
                         .servers
@@ -310,36 +305,62 @@ impl Engine {
                 }
             }
             Kind::App => {
-                let server = app_server(set, &recorded, &key.name);
-                let listed = if server == LOCAL_SERVER {
-                    self.docker()
-                        .await?
-                        .observe_apps()
-                        .await
-                        .map_err(EngineError::Docker)?
+                let recorded: Option<ObservedApp> = self.recorded_state(key).await?;
+                let server = set
+                    .get(key)
+                    .and_then(|r| r.spec.as_app())
+                    .map(|a| a.server.value.clone())
+                    .or_else(|| recorded.as_ref().map(|a| a.server.clone()))
+                    .unwrap_or_else(|| LOCAL_SERVER.to_string());
+                // This machine's engine failing is an error of the whole observation; a
+                // server's is a reason for its apps to wait.
+                let listed: Result<_, String> = if server == LOCAL_SERVER {
+                    let docker = self.docker().await?;
+                    Ok(docker.observe_apps().await.map_err(EngineError::Docker)?)
                 } else {
                     match self.engine_for(set, &server).await {
-                        Ok(engine) => match engine.observe_apps().await {
-                            Ok(apps) => apps,
-                            Err(e) => {
-                                observation.unreachable.insert(server, e.to_string());
-                                return Ok(observation);
-                            }
-                        },
-                        Err(e) => {
-                            observation.unreachable.insert(server, e.message);
-                            return Ok(observation);
-                        }
+                        Ok(engine) => engine.observe_apps().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.message),
                     }
                 };
-                observation.observed.apps.retain(|_, a| a.server != server);
-                for (name, mut app) in listed {
-                    app.server = server.clone();
-                    observation.observed.apps.insert(name, app);
+                match listed {
+                    Ok(apps) => {
+                        for (name, mut app) in apps {
+                            app.server = server.clone();
+                            observation.observed.apps.insert(name, app);
+                        }
+                    }
+                    Err(reason) => {
+                        // Planned against what was recorded; acting on it will wait.
+                        if let Some(app) = recorded {
+                            observation.observed.apps.insert(key.name.clone(), app);
+                        }
+                        observation.unreachable.insert(server, reason);
+                    }
                 }
             }
         }
         Ok(observation)
+    }
+
+    /// The observed state recorded for one resource, if any.
+    pub(crate) async fn recorded_state<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<T>, EngineError> {
+        let Some(row) = self
+            .store
+            .get_observed(key.kind.as_str(), &key.name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_value(row.state)
+            .map(Some)
+            .map_err(|source| EngineError::CorruptObserved {
+                key: key.clone(),
+                source,
+            })
     }
 
     /// What the store recorded at the last observation.

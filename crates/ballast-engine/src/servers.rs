@@ -353,7 +353,7 @@ impl Engine {
         self.seal_credentials(name, spec).await?;
         let prepare = prepare_spec(spec);
         let info = if steps.contains(&ServerStep::Prepare) {
-            self.prepare(name, spec, &conn, &prepare, log).await?
+            self.prepare(name, &conn, &prepare, log).await?
         } else {
             ballast_server::gather(&conn, &prepare)
                 .await
@@ -393,7 +393,6 @@ impl Engine {
     async fn prepare(
         &self,
         name: &str,
-        spec: &ServerSpec,
         conn: &SshConnection,
         prepare: &PrepareSpec,
         log: &mut (dyn FnMut(&str) + Send),
@@ -479,7 +478,6 @@ impl Engine {
                     .store
                     .set_server_status(name, ERROR, Some(&message))
                     .await;
-                let _ = spec;
                 Err(ActionError {
                     message,
                     terminal: false,
@@ -488,16 +486,12 @@ impl Engine {
         }
     }
 
-    /// The observed state recorded for a server, if any.
+    /// The observed state recorded for a server, if any (unreadable counts as none).
     pub(crate) async fn recorded_server(&self, name: &str) -> Option<ObservedServer> {
-        let rows = self
-            .store
-            .list_observed(ballast_model::Kind::Server.as_str())
+        self.recorded_state(&ResourceKey::new(ballast_model::Kind::Server, name))
             .await
-            .ok()?;
-        rows.into_iter()
-            .find(|r| r.name == name)
-            .and_then(|r| serde_json::from_value(r.state).ok())
+            .ok()
+            .flatten()
     }
 
     /// The Docker engine of a server, through its SSH connection (one stream per HTTP
