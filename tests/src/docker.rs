@@ -12,7 +12,7 @@
 //! it can be called from sync and async tests alike without nesting runtimes.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -131,24 +131,12 @@ fn find_or_start_engine() -> Result<(PathBuf, bool)> {
         return Ok((socket, true));
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _lock = lock_file(&std::env::temp_dir().join("ballast-test-dockerd.lock"))?;
+    let _lock = crate::shared_lock("ballast-test-dockerd")?;
     if answers_ping(&socket) {
         return Ok((socket, true));
     }
     start_dockerd(&dir, &socket)?;
     Ok((socket, true))
-}
-
-fn lock_file(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening lock file {}", path.display()))?;
-    file.lock()
-        .with_context(|| format!("locking {}", path.display()))?;
-    Ok(file)
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -218,7 +206,7 @@ fn ensure_test_image(socket: &Path) -> Result<()> {
     if http(socket, "GET", &inspect, None)?.0 == 200 {
         return Ok(());
     }
-    let _lock = lock_file(&std::env::temp_dir().join("ballast-test-image.lock"))?;
+    let _lock = crate::shared_lock("ballast-test-image")?;
     if http(socket, "GET", &inspect, None)?.0 == 200 {
         return Ok(());
     }

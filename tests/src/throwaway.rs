@@ -16,7 +16,7 @@
 //! processes are removed by the next start.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -384,16 +384,50 @@ fn remove_orphans(docker_host: &str) {
     }
 }
 
-fn ensure_network(docker_host: &str) -> Result<()> {
-    let exists = |h: &str| {
-        docker_cmd(h)
-            .args(["network", "inspect", NETWORK])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+/// The ids of the networks named [`NETWORK`], oldest first.
+fn networks_named(docker_host: &str) -> Vec<String> {
+    let Ok(out) = docker_cmd(docker_host)
+        .args([
+            "network",
+            "ls",
+            "--no-trunc",
+            "--filter",
+            &format!("name=^{NETWORK}$"),
+            "--format",
+            "{{.CreatedAt}}\t{{.ID}}",
+        ])
+        .output()
+    else {
+        return Vec::new();
     };
-    if exists(docker_host) {
+    let mut rows: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(at, id)| (at.to_string(), id.to_string()))
+        .collect();
+    rows.sort();
+    rows.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Makes [`NETWORK`] once per engine: checked and created under a lock shared by every test
+/// process, since an engine of API 1.41 happily creates two networks of one name. Copies left by
+/// an older, unlocked run are removed (the oldest is kept), so a name lookup is never ambiguous.
+fn ensure_network(docker_host: &str) -> Result<()> {
+    let _lock = crate::shared_lock("ballast-test-throwaway-network")?;
+    let existing = networks_named(docker_host);
+    if let Some((_, extra)) = existing.split_first() {
+        for id in extra {
+            let _ = docker_cmd(docker_host)
+                .args(["network", "rm", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if networks_named(docker_host).len() > 1 {
+            bail!(
+                "several networks are named {NETWORK} and the extra ones are in use; remove them: docker network rm $(docker network ls -q --filter name=^{NETWORK}$)"
+            );
+        }
         return Ok(());
     }
     let mut create = docker_cmd(docker_host);
@@ -405,8 +439,7 @@ fn ensure_network(docker_host: &str) -> Result<()> {
     }
     create.arg(NETWORK);
     let out = create.output().context("docker network create")?;
-    // Another test process may have created it meanwhile.
-    if !out.status.success() && !exists(docker_host) {
+    if !out.status.success() {
         bail!(
             "creating network {NETWORK}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
@@ -444,7 +477,7 @@ pub fn ensure_image(docker_host: &str) -> Result<()> {
     if image_exists(docker_host) {
         return Ok(());
     }
-    let _lock = lock_file(&std::env::temp_dir().join("ballast-test-throwaway-image.lock"))?;
+    let _lock = crate::shared_lock("ballast-test-throwaway-image")?;
     if image_exists(docker_host) {
         return Ok(());
     }
@@ -654,18 +687,6 @@ fn unmount_below(root: &Path) {
     for target in targets {
         let _ = Command::new("umount").args(["-l", target]).status();
     }
-}
-
-fn lock_file(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening lock file {}", path.display()))?;
-    file.lock()
-        .with_context(|| format!("locking {}", path.display()))?;
-    Ok(file)
 }
 
 #[cfg(test)]
