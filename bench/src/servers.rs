@@ -25,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use ballast_test_support::docker::{Call, CallCounter, engine, unique_name};
 use ballast_test_support::sshd::{ClientKey, Sshd};
 
+use crate::median;
 use crate::remove_prefixed;
 
 /// Logged (INFO) once per authenticated SSH connection.
@@ -222,16 +223,6 @@ fn spread(values: &[usize]) -> String {
         let mean = values.iter().sum::<usize>() as f64 / values.len().max(1) as f64;
         format!("{mean:.2} (min {min}, max {max})")
     }
-}
-
-fn median(times: &[Duration]) -> f64 {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted
-        .get(sorted.len() / 2)
-        .copied()
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// `GET /containers/json ×1, …`: the calls of one run grouped by method and path.
