@@ -27,9 +27,9 @@ use crate::scan::{At, blank, entry_at, plain_scalar_texts, scan_sizes};
 use crate::server::ServerSpec;
 use crate::validate;
 
-/// At most this many unknown or repeated keys are reported per document; past it the document
-/// is most likely not a ballast manifest at all.
-const MAX_KEY_ERRORS: usize = 50;
+/// At most this many failing entries (unknown or repeated keys, values of the wrong shape) are
+/// reported per document; past it the document is most likely not a ballast manifest at all.
+const MAX_ENTRY_ERRORS: usize = 50;
 
 /// Kinds in the product's direction that this build does not reconcile yet; named in the error
 /// so a user knows the manifest is not simply misspelt.
@@ -411,6 +411,10 @@ fn clean_message(bare: &str, first_line: u64) -> String {
     out
 }
 
+/// Messages of problems that belong to a key rather than to its value: an unknown or repeated
+/// key, and an empty value (`KEY:` with nothing after), which serde-saphyr reports at its key.
+const AT_KEY: &[&str] = &["unknown field", "duplicate", "invalid type: unit value"];
+
 /// Turns a serde-saphyr error into a diagnostic with the field path.
 fn yaml_error(ctx: &DocContext, doc: &str, err: &serde_saphyr::Error) -> Diagnostic {
     let message = clean_message(&err.without_snippet().to_string(), ctx.first_line);
@@ -418,11 +422,9 @@ fn yaml_error(ctx: &DocContext, doc: &str, err: &serde_saphyr::Error) -> Diagnos
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((1, 1));
-    // An unknown or repeated key is named itself; any other problem (a wrong type, a missing
-    // field) belongs to the value at the location, which may be a mapping starting there.
-    // An empty value (`KEY:` with nothing after) is reported at its key.
-    let at_key = ["unknown field", "duplicate", "invalid type: unit value"];
-    let prefer = if at_key.iter().any(|p| message.starts_with(p)) {
+    // A key's problem is named at the key; any other problem (a wrong type, a missing field)
+    // belongs to the value at the location, which may be a mapping starting there.
+    let prefer = if AT_KEY.iter().any(|p| message.starts_with(p)) {
         Prefer::Inner
     } else {
         Prefer::Outer
@@ -513,16 +515,13 @@ fn parse_collecting<T: DeserializeOwned>(
         let d = yaml_error(ctx, &text, &err);
         // A consequence of an earlier blank is not reported; its entry is blanked in turn.
         let consequence = !found.is_empty() && follows_from_blank(&d, &blanked, &emptied);
-        let at = if ["unknown field", "duplicate", "invalid type: unit value"]
-            .iter()
-            .any(|p| d.message.starts_with(p))
-        {
+        let at = if AT_KEY.iter().any(|p| d.message.starts_with(p)) {
             At::Key
         } else {
             At::Value
         };
         let entry = match err.location() {
-            Some(l) if found.len() < MAX_KEY_ERRORS && !d.field.is_empty() => {
+            Some(l) if found.len() < MAX_ENTRY_ERRORS && !d.field.is_empty() => {
                 entry_at(&text, l.line(), l.column(), at)
             }
             _ => None,
