@@ -199,8 +199,10 @@ impl Serialize for EnvValue {
     }
 }
 
-/// Hand-written so that `PORT: 3000` is the text "3000" and a wrong shape gets a message naming
-/// both accepted forms, rather than serde's "did not match any variant".
+/// Hand-written so that `PORT: 3000` is text and a wrong shape gets a message naming both
+/// accepted forms, rather than serde's "did not match any variant". A number or boolean arrives
+/// here already resolved by YAML (`1.50` as 1.5); the loader then puts back the scalar's text
+/// as written, so this conversion is only a fallback for other callers.
 impl<'de> Deserialize<'de> for EnvValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct EnvVisitor;
