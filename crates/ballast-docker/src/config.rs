@@ -7,6 +7,7 @@ use std::fmt;
 use ballast_model::AppSpec;
 use ballast_model::app::{
     PortMapping, RestartPolicy, VolumeMount, VolumeSource, parse_duration, parse_memory,
+    parse_stop_grace_period,
 };
 use ballast_plan::app::labels;
 use bollard::models::{
@@ -211,8 +212,14 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
         restart_policy,
         memory,
         nano_cpus,
+        init: spec.init,
         ..Default::default()
     };
+    let stop_timeout = spec
+        .stop_grace_period
+        .as_ref()
+        .map(|p| parse_stop_grace_period(&p.value))
+        .transpose()?;
 
     Ok(ContainerCreateBody {
         image: Some(spec.image.value.clone()),
@@ -224,6 +231,8 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
         healthcheck,
         user: spec.user.clone(),
         working_dir: spec.working_dir.clone(),
+        stop_signal: spec.stop_signal.as_ref().map(|s| s.value.clone()),
+        stop_timeout,
         host_config: Some(host_config),
         networking_config,
         ..Default::default()
@@ -267,6 +276,9 @@ healthcheck: {test: "true", interval: 1m30s, timeout: 500ms, retries: 2, startPe
 user: "1000:1000"
 workingDir: /data
 resources: {memory: 64m, cpus: 0.5}
+init: true
+stopSignal: SIGINT
+stopGracePeriod: 1m30s
 "#);
         let body = create_body(&a, "inst-1").unwrap();
         assert_eq!(body.image.as_deref(), Some("busybox:1"));
@@ -282,6 +294,8 @@ resources: {memory: 64m, cpus: 0.5}
         );
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         assert_eq!(body.working_dir.as_deref(), Some("/data"));
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGINT"));
+        assert_eq!(body.stop_timeout, Some(90));
         let hc = body.healthcheck.unwrap();
         assert_eq!(
             hc.test,
@@ -324,6 +338,7 @@ resources: {memory: 64m, cpus: 0.5}
         assert_eq!(restart.maximum_retry_count, Some(3));
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.init, Some(true));
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(endpoints.keys().collect::<Vec<_>>(), vec!["front"]);
     }

@@ -74,8 +74,23 @@ pub struct AppSpec {
     /// `user`, `user:group`, `uid` or `uid:gid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// An absolute path inside the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// Run an init process (Docker's `--init`, tini) as PID 1 that forwards signals and reaps
+    /// zombies, so a process that ignores SIGTERM as PID 1 still stops at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// The signal that stops the container: a name (`SIGTERM`, `SIGINT`, `SIGQUIT`, `TERM`) or
+    /// a number (`15`). Default: the image's, else SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub stop_signal: Option<Spanned<String>>,
+    /// How long a stop waits after the stop signal before it kills the container: whole
+    /// seconds as a duration (`10s`, `1m30s`). Default: Docker's 10 seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub stop_grace_period: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     /// `running` (default) or `stopped`.
@@ -184,8 +199,10 @@ impl Serialize for EnvValue {
     }
 }
 
-/// Hand-written so that `PORT: 3000` is the text "3000" and a wrong shape gets a message naming
-/// both accepted forms, rather than serde's "did not match any variant".
+/// Hand-written so that `PORT: 3000` is text and a wrong shape gets a message naming both
+/// accepted forms, rather than serde's "did not match any variant". A number or boolean arrives
+/// here already resolved by YAML (`1.50` as 1.5); the loader then puts back the scalar's text
+/// as written, so this conversion is only a fallback for other callers.
 impl<'de> Deserialize<'de> for EnvValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct EnvVisitor;
@@ -503,6 +520,57 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Linux signal names Docker accepts for a stop signal, without the `SIG` prefix.
+const SIGNALS: &[&str] = &[
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
+];
+
+/// Checks a stop signal as Docker reads one: a name with or without `SIG` (any case), a
+/// real-time signal (`RTMIN+3`, `RTMAX-1`), or a number from 1 to 64.
+pub fn check_stop_signal(text: &str) -> Result<(), String> {
+    let problem = || {
+        format!(
+            "`{text}` is not a signal; expected a name such as SIGTERM, SIGINT or SIGQUIT, or a number from 1 to 64"
+        )
+    };
+    if let Ok(n) = text.parse::<u32>() {
+        return if (1..=64).contains(&n) {
+            Ok(())
+        } else {
+            Err(problem())
+        };
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let realtime = |base: &str, sign: char| {
+        name.strip_prefix(base)
+            .and_then(|r| r.strip_prefix(sign))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| (1..=15).contains(&n))
+    };
+    if SIGNALS.contains(&name) || realtime("RTMIN", '+') || realtime("RTMAX", '-') {
+        Ok(())
+    } else {
+        Err(problem())
+    }
+}
+
+/// Parses a stop grace period into Docker's stop timeout, whole seconds.
+pub fn parse_stop_grace_period(text: &str) -> Result<i64, String> {
+    let d = parse_duration(text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "`{text}` is not a whole number of seconds; Docker's stop timeout counts seconds, e.g. `10s` or `1m30s`"
+        ));
+    }
+    i64::try_from(d.as_secs())
+        .ok()
+        .filter(|s| *s <= i64::from(i32::MAX))
+        .ok_or_else(|| format!("stop grace period `{text}` is too long"))
+}
+
 /// Parses a duration such as `30s`, `1m30s` or `500ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
@@ -603,6 +671,50 @@ mod tests {
         assert!(parse_memory("5x").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn stop_signals_and_grace_periods_are_what_docker_accepts() {
+        for ok in [
+            "SIGTERM",
+            "SIGINT",
+            "SIGQUIT",
+            "TERM",
+            "sigusr1",
+            "15",
+            "9",
+            "64",
+            "SIGRTMIN+3",
+            "RTMAX-1",
+        ] {
+            assert_eq!(check_stop_signal(ok), Ok(()), "{ok}");
+        }
+        for bad in ["SIGTERMX", "0", "65", "", "SIG", "RTMIN+16", "-9", "TERM "] {
+            assert!(
+                check_stop_signal(bad)
+                    .unwrap_err()
+                    .contains("is not a signal"),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_stop_grace_period("10s"), Ok(10));
+        assert_eq!(parse_stop_grace_period("1m30s"), Ok(90));
+        assert_eq!(parse_stop_grace_period("0s"), Ok(0));
+        assert!(
+            parse_stop_grace_period("1500ms")
+                .unwrap_err()
+                .contains("whole number of seconds")
+        );
+        assert!(
+            parse_stop_grace_period("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse_stop_grace_period("100years")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The manifest model: what a user writes in YAML, parsed with source locations and validated as a
 //! whole set before anything acts on it.
 //!
-//! Everything here is pure except [`load_dir`], which reads the manifest files; the types, the
+//! Everything here is pure except [`load_dir`], which reads the manifest files (within the size
+//! limits of [`limits`]); the types, the
 //! value parsers (ports, volumes, memory sizes) and the validators are tested from tables of cases.
 
 pub mod app;
 mod diagnostic;
+pub mod limits;
 mod loader;
 mod manifest;
 mod path_at;
+mod scan;
 pub mod schema;
 pub mod server;
 pub mod validate;

@@ -30,6 +30,17 @@ fn yes() -> bool {
     true
 }
 
+/// A port number, with the same words as an app's ports when it is out of range (serde's own
+/// would be "invalid value ..., expected u16").
+fn deserialize_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let n = u64::deserialize(deserializer)?;
+    u16::try_from(n).ok().filter(|p| *p != 0).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "port {n} is out of range; expected 1 to 65535 (default 22)"
+        ))
+    })
+}
+
 /// A machine ballast reaches over SSH.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -38,7 +49,11 @@ pub struct ServerSpec {
     #[schemars(with = "String")]
     pub address: Spanned<String>,
     /// SSH port.
-    #[serde(default = "default_port", skip_serializing_if = "is_default_port")]
+    #[serde(
+        default = "default_port",
+        skip_serializing_if = "is_default_port",
+        deserialize_with = "deserialize_port"
+    )]
     pub port: u16,
     /// The user to log in as; anything but root needs password-less sudo for preparation.
     #[serde(default = "default_user")]

@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 
 use crate::app::{
     AppSpec, LOCAL_SERVER, PortMapping, RestartPolicy, VolumeMount, check_network_name,
-    parse_duration, parse_memory,
+    check_stop_signal, parse_duration, parse_memory, parse_stop_grace_period,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::manifest::{DesiredResource, DesiredSet, Kind, ResourceKey, ResourceSpec};
@@ -89,6 +89,7 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
         out,
         check_network_name,
     );
+    check_combinations(resource, app, out);
     if let Some(restart) = &app.restart
         && let Err(problem) = RestartPolicy::parse(&restart.value)
     {
@@ -136,19 +137,35 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
             ("timeout", &hc.timeout),
             ("startPeriod", &hc.start_period),
         ] {
-            if let Some(value) = value
-                && let Err(problem) = parse_duration(&value.value)
-            {
-                out.push(resource.diagnostic(
-                    &value.referenced,
-                    &format!("spec.healthcheck.{field}"),
-                    problem,
-                ));
-            }
+            let Some(value) = value else { continue };
+            let problem = match parse_duration(&value.value) {
+                Err(problem) => problem,
+                // Docker refuses a healthcheck duration under 1ms; 0 means "the image's".
+                Ok(d) if !d.is_zero() && d < std::time::Duration::from_millis(1) => format!(
+                    "`{}` is shorter than Docker's minimum of 1ms (0s means the image's setting)",
+                    value.value
+                ),
+                Ok(_) => continue,
+            };
+            out.push(resource.diagnostic(
+                &value.referenced,
+                &format!("spec.healthcheck.{field}"),
+                problem,
+            ));
         }
         if let Err(problem) = hc.test.to_argv() {
             out.push(resource.diagnostic_at_path(&["spec", "healthcheck", "test"], problem));
         }
+    }
+    if let Some(signal) = &app.stop_signal
+        && let Err(problem) = check_stop_signal(&signal.value)
+    {
+        out.push(resource.diagnostic(&signal.referenced, "spec.stopSignal", problem));
+    }
+    if let Some(period) = &app.stop_grace_period
+        && let Err(problem) = parse_stop_grace_period(&period.value)
+    {
+        out.push(resource.diagnostic(&period.referenced, "spec.stopGracePeriod", problem));
     }
     for (field, command) in [("command", &app.command), ("entrypoint", &app.entrypoint)] {
         if let Some(command) = command
@@ -156,6 +173,91 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
         {
             out.push(resource.diagnostic_at_path(&["spec", field], problem));
         }
+    }
+}
+
+/// Settings each valid alone that Docker refuses together (or silently drops), refused here at
+/// their place as docker compose refuses them, instead of failing at create or start.
+fn check_combinations(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic>) {
+    // `host` and `none` are network modes, not networks: a container has that one alone.
+    let mode = app
+        .networks
+        .iter()
+        .find(|n| n.value == "host" || n.value == "none");
+    if let Some(mode) = mode
+        && app.networks.len() > 1
+    {
+        let i = app
+            .networks
+            .iter()
+            .position(|n| std::ptr::eq(n, mode))
+            .unwrap_or(0);
+        out.push(resource.diagnostic(
+            &mode.referenced,
+            &format!("spec.networks[{i}]"),
+            format!(
+                "the `{}` network cannot be combined with other networks; a container on it has no other network (list it alone)",
+                mode.value
+            ),
+        ));
+    }
+    if let Some(mode) = mode
+        && let Some(first) = app.ports.first()
+    {
+        let why = if mode.value == "host" {
+            "on the `host` network the container uses the host's ports directly and Docker discards published ports"
+        } else {
+            "on the `none` network the container has no network to publish ports on"
+        };
+        out.push(resource.diagnostic(
+            &first.referenced,
+            "spec.ports[0]",
+            format!("ports cannot be published: {why}; remove `ports` or use another network"),
+        ));
+    }
+    for (i, network) in app.networks.iter().enumerate() {
+        if let Some(first) = app.networks[..i]
+            .iter()
+            .position(|n| n.value == network.value)
+        {
+            out.push(resource.diagnostic(
+                &network.referenced,
+                &format!("spec.networks[{i}]"),
+                format!(
+                    "network `{}` is listed twice (also spec.networks[{first}]); a container joins a network once",
+                    network.value
+                ),
+            ));
+        }
+    }
+    let mut targets: Vec<(String, usize)> = Vec::new();
+    for (i, volume) in app.volumes.iter().enumerate() {
+        let Ok(mount) = VolumeMount::parse(&volume.value) else {
+            continue;
+        };
+        let target = mount.target.trim_end_matches('/').to_string();
+        if let Some((_, first)) = targets.iter().find(|(t, _)| *t == target) {
+            out.push(resource.diagnostic(
+                &volume.referenced,
+                &format!("spec.volumes[{i}]"),
+                format!(
+                    "`{}` is mounted twice (also spec.volumes[{first}]); Docker refuses a duplicate mount point",
+                    mount.target
+                ),
+            ));
+        } else {
+            targets.push((target, i));
+        }
+    }
+    if let Some(dir) = &app.working_dir
+        && !dir.starts_with('/')
+    {
+        out.push(resource.diagnostic_at_path(
+            &["spec", "workingDir"],
+            format!(
+                "`{dir}` is not an absolute path; Docker requires the working directory to be absolute, e.g. /app"
+            ),
+        ));
     }
 }
 
@@ -339,12 +441,6 @@ fn check_server(resource: &DesiredResource, server: &ServerSpec, out: &mut Vec<D
             &address.referenced,
             "spec.address",
             "expected a host name or IP address without spaces",
-        ));
-    }
-    if server.port == 0 {
-        out.push(resource.diagnostic_at_path(
-            &["spec", "port"],
-            "port 0 is not a port; expected 1 to 65535 (default 22)",
         ));
     }
     if server.user.trim().is_empty() || server.user.chars().any(char::is_whitespace) {

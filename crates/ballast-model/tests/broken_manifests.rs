@@ -391,6 +391,142 @@ const CASES: &[(&str, &str, u64, u64, &str, &str)] = &[
         "spec.auth",
         "give either `key` or `password`, not both",
     ),
+    (
+        "50-label-without-value.yaml",
+        "50-label-without-value.yaml",
+        6,
+        9,
+        "metadata.labels.team",
+        "no value; expected text (write \"\" for an empty value",
+    ),
+    (
+        "51-alias-bomb.yaml",
+        "51-alias-bomb.yaml",
+        16,
+        16,
+        "spec.labels.g[1]",
+        "with its aliases expanded this document grows past 1 MiB here (the limit per document)",
+    ),
+    (
+        // The places inside the message are the file's lines, and the message is whole.
+        "52-alias-of-wrong-type.yaml",
+        "52-alias-of-wrong-type.yaml",
+        14,
+        10,
+        "spec.ports",
+        "expected a list (a YAML sequence) here (defined at line 13, column 17) (used at line 14, column 10)",
+    ),
+    (
+        "53-not-utf8.yaml",
+        "53-not-utf8.yaml",
+        4,
+        12,
+        "",
+        "the file is not UTF-8 text (byte 0xFF); manifests are UTF-8 YAML",
+    ),
+    (
+        "54-server-port-out-of-range.yaml",
+        "54-server-port-out-of-range.yaml",
+        7,
+        9,
+        "spec.port",
+        "port 70000 is out of range; expected 1 to 65535",
+    ),
+    (
+        "55-host-network-and-others.yaml",
+        "55-host-network-and-others.yaml",
+        7,
+        21,
+        "spec.networks[1]",
+        "the `host` network cannot be combined with other networks",
+    ),
+    (
+        "56-ports-on-host-network.yaml",
+        "56-ports-on-host-network.yaml",
+        8,
+        11,
+        "spec.ports[0]",
+        "ports cannot be published: on the `host` network",
+    ),
+    (
+        "57-relative-working-dir.yaml",
+        "57-relative-working-dir.yaml",
+        7,
+        3,
+        "spec.workingDir",
+        "`app` is not an absolute path; Docker requires the working directory to be absolute",
+    ),
+    (
+        "58-duplicate-mount-point.yaml",
+        "58-duplicate-mount-point.yaml",
+        9,
+        7,
+        "spec.volumes[1]",
+        "`/data/` is mounted twice (also spec.volumes[0])",
+    ),
+    (
+        "59-network-twice.yaml",
+        "59-network-twice.yaml",
+        7,
+        27,
+        "spec.networks[2]",
+        "network `front` is listed twice (also spec.networks[0])",
+    ),
+    (
+        "60-bad-stop-signal.yaml",
+        "60-bad-stop-signal.yaml",
+        8,
+        15,
+        "spec.stopSignal",
+        "`SIGSTOPP` is not a signal; expected a name such as SIGTERM",
+    ),
+    (
+        "61-bad-stop-grace-period.yaml",
+        "61-bad-stop-grace-period.yaml",
+        8,
+        20,
+        "spec.stopGracePeriod",
+        "`1500ms` is not a whole number of seconds",
+    ),
+    (
+        "62-healthcheck-under-1ms.yaml",
+        "62-healthcheck-under-1ms.yaml",
+        9,
+        15,
+        "spec.healthcheck.interval",
+        "shorter than Docker's minimum of 1ms",
+    ),
+];
+
+/// Cases with several errors in one document: every one must be reported, and nothing more.
+/// (case, [(line, column, field, part of the message)])
+type Expected = (u64, u64, &'static str, &'static str);
+const MULTI: &[(&str, &[Expected])] = &[
+    (
+        // An unknown field used to hide the document's other errors.
+        "49-unknown-field-and-other-errors.yaml",
+        &[
+            (7, 3, "spec.envv", "unknown field `envv`"),
+            (8, 11, "spec.ports[0]", "host port 70000 is out of range"),
+            (9, 15, "spec.dependsOn[0]", "unknown app `db`"),
+        ],
+    ),
+    (
+        "63-every-key-problem.yaml",
+        &[
+            (5, 3, "metadata.label", "unknown field `label`"),
+            (8, 3, "spec.image", "duplicate mapping key: image"),
+            (10, 13, "spec.env.TOKEN.secret", "unknown field `secret`"),
+            (11, 12, "spec.restart", "unknown restart policy `never`"),
+            (
+                12,
+                23,
+                "spec.resources.memory",
+                "`lots` is not a memory size",
+            ),
+            (12, 29, "spec.resources.cpu", "unknown field `cpu`"),
+        ],
+    ),
 ];
 
 fn corpus() -> std::path::PathBuf {
@@ -426,14 +562,49 @@ fn every_broken_manifest_reports_its_error_where_it_is() {
         }
         // The rendered report names the file, the place and the field, as a user reads it.
         let rendered = diagnostics.to_string();
-        assert!(
-            rendered.contains(&format!("{file}:{line}:{column}")),
-            "{case}: {rendered}"
-        );
-        assert!(
-            rendered.ends_with("nothing was applied"),
-            "{case}: {rendered}"
-        );
+        if !rendered.contains(&format!("{file}:{line}:{column}"))
+            || !rendered.ends_with("nothing was applied")
+        {
+            failures.push(format!("{case}: rendered as:\n{rendered}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_error_of_a_document_is_reported() {
+    let mut failures = Vec::new();
+    for (case, expected) in MULTI {
+        let diagnostics = match load_dir(&corpus().join(case)) {
+            Err(LoadError::Invalid(d)) => d,
+            Ok(_) => {
+                failures.push(format!("{case}: validated, but should have failed"));
+                continue;
+            }
+            Err(other) => {
+                failures.push(format!("{case}: unexpected error {other}"));
+                continue;
+            }
+        };
+        for (line, column, field, message) in *expected {
+            let found = diagnostics.iter().any(|d| {
+                d.pos.line == *line
+                    && d.pos.column == *column
+                    && d.field == *field
+                    && d.message.contains(message)
+            });
+            if !found {
+                failures.push(format!(
+                    "{case}: expected {line}:{column} {field}: …{message}…, got:\n{diagnostics}"
+                ));
+            }
+        }
+        if diagnostics.len() != expected.len() {
+            failures.push(format!(
+                "{case}: expected {} errors, got:\n{diagnostics}",
+                expected.len()
+            ));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -443,7 +614,7 @@ fn the_corpus_has_every_case_listed() {
     let on_disk = std::fs::read_dir(corpus()).unwrap().count();
     assert_eq!(
         on_disk,
-        CASES.len(),
+        CASES.len() + MULTI.len(),
         "a corpus file has no expectation, or an expectation has no file"
     );
     assert!(CASES.len() >= 30);

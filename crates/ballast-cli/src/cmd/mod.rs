@@ -88,17 +88,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Loads and validates the manifests; invalid manifests become one error listing every problem.
+/// A load error is printed as the model words it, so every command says the same.
 pub fn load(ctx: &Context) -> anyhow::Result<DesiredSet> {
-    match load_dir(&ctx.global.manifests()) {
-        Ok(set) => Ok(set),
-        Err(LoadError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Err(anyhow::anyhow!(
-                "manifest path {} does not exist; pass the manifest directory with -f DIR",
-                path.display()
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(load_dir(&ctx.global.manifests())?)
 }
 
 async fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
