@@ -141,7 +141,11 @@ fn parallel_apps_sharing_a_network_make_one_network_and_all_run() {
         assert_eq!(env.state_of(&short).as_deref(), Some("running"), "{short}");
         assert_eq!(attached(env, &short), vec![net.clone()], "{short}");
     }
-    assert_eq!(env.ballast(&["apply", "--yes"]).code, 0, "a later apply too");
+    assert_eq!(
+        env.ballast(&["apply", "--yes"]).code,
+        0,
+        "a later apply too"
+    );
 }
 
 #[test]
@@ -173,7 +177,11 @@ fn two_applies_at_once_on_a_shared_network_make_one_network() {
         let run: common::Run = child.wait_with_output().expect("apply ends").into();
         assert_eq!(run.code, 0, "each apply converges:\n{run}");
     }
-    assert_eq!(network_ids(&world.env, &net).len(), 1, "one network `{net}`");
+    assert_eq!(
+        network_ids(&world.env, &net).len(),
+        1,
+        "one network `{net}`"
+    );
     for env in [&world.env, &other] {
         for i in 0..count {
             let short = format!("a{i}");
@@ -207,8 +215,15 @@ fn duplicate_networks_ballast_made_are_repaired_by_the_next_apply() {
         &env.app("user", &format!("  networks: [{net}]\n")),
     );
     let run = env.ballast(&["apply", "--yes"]);
-    assert_eq!(run.code, 0, "the ambiguity ballast made is repaired:\n{run}");
-    assert_eq!(network_ids(env, &net), vec![oldest.clone()], "the oldest is kept");
+    assert_eq!(
+        run.code, 0,
+        "the ambiguity ballast made is repaired:\n{run}"
+    );
+    assert_eq!(
+        network_ids(env, &net),
+        vec![oldest.clone()],
+        "the oldest is kept"
+    );
     assert_eq!(env.state_of("user").as_deref(), Some("running"));
     let inspect = env.inspect("user").unwrap();
     assert_eq!(
@@ -232,7 +247,10 @@ fn duplicate_networks_made_by_hand_are_reported_with_what_to_do() {
     let first = create_network_unchecked(&net, &[]);
     std::thread::sleep(Duration::from_millis(50));
     let second = create_network_unchecked(&net, &[]);
-    env.write("a.yaml", &env.app("user", &format!("  networks: [{net}]\n")));
+    env.write(
+        "a.yaml",
+        &env.app("user", &format!("  networks: [{net}]\n")),
+    );
 
     let run = env.ballast(&["apply", "--yes"]);
     assert_eq!(run.code, 1, "the apply fails:\n{run}");
@@ -398,10 +416,7 @@ fn a_metadata_labels_change_shows_in_diff_and_is_applied() {
             .lines()
             .any(|l| l.trim_start().starts_with(sign) && l.contains(text))
     };
-    assert!(
-        changed('-', "team: a") && changed('+', "team: b"),
-        "{diff}"
-    );
+    assert!(changed('-', "team: a") && changed('+', "team: b"), "{diff}");
     assert!(
         diff.stdout
             .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to delete."),
@@ -415,7 +430,10 @@ fn a_metadata_labels_change_shows_in_diff_and_is_applied() {
         "metadata does not reach the container: it is not replaced"
     );
     let got = env.json(&["get", "apps", &name]);
-    assert_eq!(got[0]["desired"]["metadata"]["labels"]["team"], "b", "{got}");
+    assert_eq!(
+        got[0]["desired"]["metadata"]["labels"]["team"], "b",
+        "{got}"
+    );
     assert_eq!(got[0]["generation"], 2, "{got}");
     let again = env.ballast(&["diff"]);
     assert_eq!(again.code, 0, "applied:\n{again}");

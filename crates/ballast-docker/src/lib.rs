@@ -825,11 +825,7 @@ fn observed_from_summary(c: ContainerSummary) -> Option<ObservedApp> {
     ports.sort();
     ports.dedup();
     let networks = c.network_settings.map(|settings| {
-        let mut names: Vec<String> = settings
-            .networks
-            .unwrap_or_default()
-            .into_keys()
-            .collect();
+        let mut names: Vec<String> = settings.networks.unwrap_or_default().into_keys().collect();
         names.sort();
         names
     });
@@ -1058,8 +1054,16 @@ mod tests {
         let cases = [
             ("Up 2 seconds", None, None),
             ("Up 3 minutes (healthy)", Some(Health::Healthy), None),
-            ("Up 10 seconds (health: starting)", Some(Health::Starting), None),
-            ("Up About an hour (unhealthy)", Some(Health::Unhealthy), None),
+            (
+                "Up 10 seconds (health: starting)",
+                Some(Health::Starting),
+                None,
+            ),
+            (
+                "Up About an hour (unhealthy)",
+                Some(Health::Unhealthy),
+                None,
+            ),
             ("Up 5 minutes (Paused)", None, None),
             ("Exited (0) 2 hours ago", None, Some(0)),
             ("Exited (137) Less than a second ago", None, Some(137)),

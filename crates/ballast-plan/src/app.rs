@@ -521,7 +521,10 @@ mod tests {
             (
                 "no networks wanted: extra ones are not ballast's business",
                 want(running, "h"),
-                Some(on_networks(live("running", Some("h")), &["bridge", "other"])),
+                Some(on_networks(
+                    live("running", Some("h")),
+                    &["bridge", "other"],
+                )),
                 false,
                 Action::NoOp,
                 vec![],
