@@ -106,9 +106,12 @@ async fn diff_10k(bin: &Path) -> Result<()> {
                 image_id: "sha256:0".into(),
                 state: "running".into(),
                 status: "Up 1 hour".into(),
+                health: None,
+                exit_code: None,
                 ports: vec![],
                 labels: l,
                 created: 0,
+                networks: None,
                 server: "local".into(),
             };
             (

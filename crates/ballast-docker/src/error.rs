@@ -111,6 +111,22 @@ pub enum DockerError {
         container: String,
     },
 
+    /// Several networks carry a name the app uses, and ballast cannot tell which is meant:
+    /// some were not made by ballast, or a duplicate it made cannot be removed (in use).
+    #[error(
+        "app `{app}`: network `{network}` is ambiguous: {} networks have that name ({}); {hint}",
+        ids.len(),
+        ids.join(", ")
+    )]
+    AmbiguousNetwork {
+        app: String,
+        network: String,
+        /// Short ids, oldest first.
+        ids: Vec<String>,
+        /// What to do about it.
+        hint: String,
+    },
+
     /// Any other answer of the engine.
     #[error("{}{step}: the engine answered{}: {message}", app_prefix(app), status.map(|s| format!(" {s}")).unwrap_or_default())]
     Engine {

@@ -9,20 +9,21 @@ mod error;
 mod remote;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use ballast_model::app::{PortMapping, PullPolicy};
 use ballast_plan::app::labels;
-use ballast_plan::{AppStep, ObservedApp};
+use ballast_plan::{AppStep, Health, ObservedApp};
 use bollard::Docker;
 use bollard::models::{
-    ContainerSummary, EndpointSettings, NetworkConnectRequest, NetworkCreateRequest,
+    ContainerSummary, EndpointSettings, Network, NetworkConnectRequest, NetworkCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures::StreamExt;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 pub use config::{ResolvedApp, container_labels, create_body, split_reference};
 pub use error::{DockerError, StepKind};
@@ -45,6 +46,9 @@ pub struct DockerEngine {
     opener: Option<StreamOpener>,
     /// Made on first use: bollard checks that a unix socket exists when the client is built.
     client: OnceCell<Docker>,
+    /// One lock per network name: apps applied in parallel that share a network create it
+    /// once (engines of API < 1.44 do not refuse a second network of the same name).
+    network_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for DockerEngine {
@@ -94,6 +98,7 @@ impl DockerEngine {
             instance_id: instance_id.to_string(),
             opener: None,
             client: OnceCell::new(),
+            network_locks: StdMutex::default(),
         })
     }
 
@@ -107,6 +112,7 @@ impl DockerEngine {
             instance_id: instance_id.to_string(),
             opener: Some(opener),
             client: OnceCell::new(),
+            network_locks: StdMutex::default(),
         }
     }
 
@@ -293,33 +299,42 @@ impl DockerEngine {
         Ok(())
     }
 
+    /// Makes each network the app names exist exactly once. Each name is handled under its
+    /// own lock, so apps of one process never race to create it; another process may still
+    /// create a twin at the same moment, so the networks of that name are listed again after
+    /// a create, and duplicates ballast made are repaired (see [`Self::settle_duplicates`]).
     async fn ensure_networks(
         &self,
         app: &ResolvedApp,
         log: &mut Vec<String>,
     ) -> Result<(), DockerError> {
-        let step = StepKind::EnsureNetworks;
-        let wanted: Vec<&str> = app.networks().collect();
-        if wanted.is_empty() {
-            return Ok(());
+        for name in app.networks() {
+            let lock = self.network_lock(name);
+            let _held = lock.lock().await;
+            self.ensure_network(app, name, log).await?;
         }
-        let docker = self.client(Some(&app.name), step).await?;
-        // One list call; the `name` filter matches substrings, so compare exactly here.
-        let filters = HashMap::from([("name", wanted.clone())]);
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let existing: BTreeSet<String> = docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| self.error(Some(&app.name), step, e))?
-            .into_iter()
-            .filter_map(|n| n.name)
-            .collect();
-        for name in wanted {
-            if existing.contains(name) {
-                continue;
-            }
+        Ok(())
+    }
+
+    fn network_lock(&self, name: &str) -> Arc<Mutex<()>> {
+        // A poisoned map only means another task panicked while inserting; the map is intact.
+        let mut locks = self
+            .network_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(name.to_string()).or_default().clone()
+    }
+
+    async fn ensure_network(
+        &self,
+        app: &ResolvedApp,
+        name: &str,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
+        let step = StepKind::EnsureNetworks;
+        let mut found = self.networks_named(app, name).await?;
+        if found.is_empty() {
+            let docker = self.client(Some(&app.name), step).await?;
             let request = NetworkCreateRequest {
                 name: name.to_string(),
                 driver: Some("bridge".to_string()),
@@ -334,9 +349,105 @@ impl DockerEngine {
                     "created network {name} (id {})",
                     short_id(&created.id)
                 )),
-                // Created meanwhile by someone else: it exists, which is all this step wants.
+                // Created meanwhile by someone else (an engine that checks duplicates).
                 Err(e) if status_of(&e) == Some(409) => log.push(format!("network {name} exists")),
                 Err(e) => return Err(self.error(Some(&app.name), step, e)),
+            }
+            found = self.networks_named(app, name).await?;
+        }
+        if found.len() > 1 {
+            self.settle_duplicates(app, name, found, log).await?;
+        }
+        Ok(())
+    }
+
+    /// The networks named exactly `name` (the engine's `name` filter matches substrings).
+    async fn networks_named(
+        &self,
+        app: &ResolvedApp,
+        name: &str,
+    ) -> Result<Vec<FoundNetwork>, DockerError> {
+        let step = StepKind::EnsureNetworks;
+        let docker = self.client(Some(&app.name), step).await?;
+        let filters = HashMap::from([("name", vec![name])]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        Ok(docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.error(Some(&app.name), step, e))?
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(FoundNetwork::from_listed)
+            .collect())
+    }
+
+    /// Several networks share a name the app uses. Ballast's own duplicates (labelled
+    /// `ballast.managed=true`, whichever store made them: two racing creators) are removed
+    /// and one network is kept: the single one ballast did not make, else the oldest. The
+    /// engine refuses to remove a network in use, so only empty duplicates go. More than one
+    /// network not made by ballast is someone else's to sort out: reported, nothing removed.
+    async fn settle_duplicates(
+        &self,
+        app: &ResolvedApp,
+        name: &str,
+        found: Vec<FoundNetwork>,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
+        let step = StepKind::EnsureNetworks;
+        let found = oldest_first(found);
+        let ids: Vec<String> = found.iter().map(|n| short_id(&n.id).to_string()).collect();
+        let foreign: Vec<&FoundNetwork> = found.iter().filter(|n| !n.by_ballast).collect();
+        let keep = match foreign.as_slice() {
+            [] => &found[0],
+            [only] => *only,
+            _ => {
+                let others: Vec<&str> = found[1..].iter().map(|n| short_id(&n.id)).collect();
+                let whose = if foreign.len() == found.len() {
+                    "none of them was made by ballast".to_string()
+                } else {
+                    format!("{} of them were not made by ballast", foreign.len())
+                };
+                return Err(DockerError::AmbiguousNetwork {
+                    app: app.name.clone(),
+                    network: name.to_string(),
+                    ids,
+                    hint: format!(
+                        "{whose}, so it will not choose; keep one (the oldest is {}) and remove the others with `docker network rm {}`, then apply again",
+                        short_id(&found[0].id),
+                        others.join(" ")
+                    ),
+                });
+            }
+        };
+        let docker = self.client(Some(&app.name), step).await?;
+        for twin in found.iter().filter(|n| n.id != keep.id) {
+            match docker.remove_network(&twin.id).await {
+                Ok(()) => log.push(format!(
+                    "removed duplicate network {name} (id {}) made by ballast; kept id {}",
+                    short_id(&twin.id),
+                    short_id(&keep.id)
+                )),
+                // Removed meanwhile, by the process that raced this one.
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) if is_unreachable(&e) => {
+                    return Err(self.error(Some(&app.name), step, e));
+                }
+                Err(e) => {
+                    return Err(DockerError::AmbiguousNetwork {
+                        app: app.name.clone(),
+                        network: name.to_string(),
+                        ids,
+                        hint: format!(
+                            "the duplicate {} made by ballast cannot be removed ({}); disconnect its containers (`docker network inspect {}`) and remove it with `docker network rm {}`, then apply again",
+                            short_id(&twin.id),
+                            message_of(&e),
+                            short_id(&twin.id),
+                            short_id(&twin.id)
+                        ),
+                    });
+                }
             }
         }
         Ok(())
@@ -368,7 +479,13 @@ impl DockerEngine {
                     log.push(format!("engine warning: {}", one_line(warning)));
                 }
                 let extra: Vec<&str> = app.networks().skip(1).collect();
-                self.connect_networks(app, &created.id, &extra, log).await
+                let connected = self.connect_networks(app, &created.id, &extra, log).await;
+                if connected.is_err() {
+                    // Half made: left in place it would look like a finished container of
+                    // this spec to the next plan.
+                    self.discard(&app.name, &created.id, log).await;
+                }
+                connected
             }
             Err(e) if status_of(&e) == Some(409) => self.adopt(app, log).await,
             Err(e) if status_of(&e) == Some(404) => Err(DockerError::Engine {
@@ -412,6 +529,77 @@ impl DockerEngine {
             ));
         }
         Ok(())
+    }
+
+    /// Removes a container this action just created, best effort: a failure is logged, and
+    /// the next plan replaces the container anyway (it lacks part of its setup).
+    async fn discard(&self, app_name: &str, container_id: &str, log: &mut Vec<String>) {
+        let step = StepKind::RemoveContainer;
+        let removed = match self.client(Some(app_name), step).await {
+            Ok(docker) => {
+                let options = RemoveContainerOptionsBuilder::default()
+                    .v(false)
+                    .force(true)
+                    .build();
+                docker
+                    .remove_container(container_id, Some(options))
+                    .await
+                    .map_err(|e| self.error(Some(app_name), step, e))
+            }
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(()) => log.push(format!(
+                "removed the container this action created (id {}) so that it is not taken for a finished one",
+                short_id(container_id)
+            )),
+            Err(e) => {
+                tracing::warn!(app = app_name, error = %e, "cannot remove a half-made container");
+                log.push(format!(
+                    "could not remove the container this action created (id {}): {e}",
+                    short_id(container_id)
+                ));
+            }
+        }
+    }
+
+    /// After a step of an action that created `app`'s container failed: removes that
+    /// container (ours, of this very spec hash), best effort and logged, so that what is left
+    /// is no container rather than one that looks finished but is not.
+    pub async fn discard_created(&self, app: &ResolvedApp, log: &mut Vec<String>) {
+        let step = StepKind::RemoveContainer;
+        let existing = match self.client(Some(&app.name), step).await {
+            Ok(docker) => docker.inspect_container(&app.name, None).await,
+            Err(e) => {
+                log.push(format!(
+                    "could not remove the container this action created: {e}"
+                ));
+                return;
+            }
+        };
+        let existing = match existing {
+            Ok(info) => info,
+            Err(e) if status_of(&e) == Some(404) => return,
+            Err(e) => {
+                let e = self.error(Some(&app.name), step, e);
+                log.push(format!(
+                    "could not remove the container this action created: {e}"
+                ));
+                return;
+            }
+        };
+        let container_labels = existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let ours = container_labels.get(labels::MANAGED).map(String::as_str) == Some("true")
+            && container_labels.get(labels::INSTANCE) == Some(&self.instance_id)
+            && container_labels.get(labels::SPEC_HASH) == Some(&app.spec_hash);
+        match existing.id {
+            Some(id) if ours => self.discard(&app.name, &id, log).await,
+            _ => {}
+        }
     }
 
     /// After a name conflict: adopt the existing container when this store created it from the
@@ -470,7 +658,17 @@ impl DockerEngine {
     ) -> Result<(), DockerError> {
         let step = StepKind::StartContainer;
         let docker = self.client(Some(&app.name), step).await?;
-        match docker.start_container(&app.name, None).await {
+        let mut started = docker.start_container(&app.name, None).await;
+        if let Err(e) = &started
+            && is_network_ambiguity(&message_of(e))
+            && !app.spec.networks.is_empty()
+        {
+            // A twin network appeared after this app's networks were ensured (another
+            // process created one at that moment): settle it and start once more.
+            self.ensure_networks(app, log).await?;
+            started = docker.start_container(&app.name, None).await;
+        }
+        match started {
             // 304 (already running) is a success for bollard too.
             Ok(()) => {
                 log.push(format!("started container {}", app.name));
@@ -626,18 +824,92 @@ fn observed_from_summary(c: ContainerSummary) -> Option<ObservedApp> {
         .collect();
     ports.sort();
     ports.dedup();
+    let networks = c.network_settings.map(|settings| {
+        let mut names: Vec<String> = settings.networks.unwrap_or_default().into_keys().collect();
+        names.sort();
+        names
+    });
+    let status = c.status.unwrap_or_default();
+    let (health, exit_code) = parse_status(&status);
     Some(ObservedApp {
         container_id,
         name,
         image: c.image.unwrap_or_default(),
         image_id: c.image_id.unwrap_or_default(),
         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-        status: c.status.unwrap_or_default(),
+        status,
+        health,
+        exit_code,
         ports,
         labels: c.labels.unwrap_or_default().into_iter().collect(),
         created: c.created.unwrap_or_default(),
+        networks,
         server: ballast_model::app::LOCAL_SERVER.to_string(),
     })
+}
+
+/// The facts in Docker's status text, without its clocks: the health verdict
+/// (`Up 3 minutes (healthy)`, `(unhealthy)`, `(health: starting)`) and the exit code of an
+/// exited or restarting container (`Exited (137) 2 hours ago`, `Restarting (1) 5 seconds ago`).
+/// The list call gives no restart count; that needs an inspect per container.
+fn parse_status(status: &str) -> (Option<Health>, Option<i64>) {
+    let health = if status.ends_with("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.ends_with("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.ends_with("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    };
+    let exit_code = ["Exited (", "Restarting ("]
+        .iter()
+        .find_map(|prefix| status.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once(')'))
+        .and_then(|(code, _)| code.parse::<i64>().ok());
+    (health, exit_code)
+}
+
+/// A network found by name, with what the duplicate repair needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FoundNetwork {
+    id: String,
+    /// `None` when the engine gave no readable creation time; such a network counts as newest.
+    created: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Labelled `ballast.managed=true`: made by ballast (some store).
+    by_ballast: bool,
+}
+
+impl FoundNetwork {
+    fn from_listed(network: Network) -> Option<FoundNetwork> {
+        let created = network
+            .created
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let by_ballast = network
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::MANAGED))
+            .is_some_and(|v| v == "true");
+        Some(FoundNetwork {
+            id: network.id?,
+            created,
+            by_ballast,
+        })
+    }
+}
+
+/// Oldest first; ties (and unknown times) broken by id, so every process picks the same one.
+fn oldest_first(mut found: Vec<FoundNetwork>) -> Vec<FoundNetwork> {
+    found.sort_by(|a, b| {
+        (a.created.is_none(), a.created, &a.id).cmp(&(b.created.is_none(), b.created, &b.id))
+    });
+    found
+}
+
+/// The engine's answer when a network name matches several networks.
+fn is_network_ambiguity(message: &str) -> bool {
+    message.contains("is ambiguous")
 }
 
 fn is_port_conflict(message: &str) -> bool {
@@ -756,5 +1028,71 @@ mod tests {
         assert_eq!(app.ports, vec!["0.0.0.0:8080->80/tcp", "[::]:8080->80/tcp"]);
         assert_eq!(app.labels["ballast.app"], "web");
         assert_eq!(app.created, 1700000000);
+        assert_eq!(app.networks, None, "no network settings listed: not known");
+    }
+
+    #[test]
+    fn the_networks_a_container_is_attached_to_are_observed() {
+        use bollard::models::ContainerSummaryNetworkSettings;
+        let summary = ContainerSummary {
+            id: Some("abc".into()),
+            names: Some(vec!["/web".into()]),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(HashMap::from([
+                    ("front".to_string(), EndpointSettings::default()),
+                    ("back".to_string(), EndpointSettings::default()),
+                ])),
+            }),
+            ..Default::default()
+        };
+        let app = observed_from_summary(summary).unwrap();
+        assert_eq!(app.networks, Some(vec!["back".into(), "front".into()]));
+    }
+
+    #[test]
+    fn status_text_gives_health_and_exit_code_without_clocks() {
+        let cases = [
+            ("Up 2 seconds", None, None),
+            ("Up 3 minutes (healthy)", Some(Health::Healthy), None),
+            (
+                "Up 10 seconds (health: starting)",
+                Some(Health::Starting),
+                None,
+            ),
+            (
+                "Up About an hour (unhealthy)",
+                Some(Health::Unhealthy),
+                None,
+            ),
+            ("Up 5 minutes (Paused)", None, None),
+            ("Exited (0) 2 hours ago", None, Some(0)),
+            ("Exited (137) Less than a second ago", None, Some(137)),
+            ("Restarting (1) 5 seconds ago", None, Some(1)),
+            ("Created", None, None),
+            ("Dead", None, None),
+            ("", None, None),
+        ];
+        for (status, health, exit_code) in cases {
+            assert_eq!(parse_status(status), (health, exit_code), "{status}");
+        }
+    }
+
+    #[test]
+    fn the_oldest_network_comes_first_whatever_the_fraction_digits() {
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+        let net = |id: &str, created: Option<&str>| FoundNetwork {
+            id: id.into(),
+            created: created.and_then(at),
+            by_ballast: true,
+        };
+        // Go trims trailing zeros: `.1` is later than `.05`, though it sorts first as text.
+        let found = vec![
+            net("c", None),
+            net("b", Some("2024-05-01T10:00:00.1Z")),
+            net("a", Some("2024-05-01T10:00:00.05Z")),
+            net("d", Some("2024-05-01T12:00:00.07+02:00")),
+        ];
+        let ids: Vec<String> = oldest_first(found).into_iter().map(|n| n.id).collect();
+        assert_eq!(ids, vec!["a", "d", "b", "c"]);
     }
 }

@@ -209,9 +209,13 @@ resources: {{memory: 64m, cpus: 0.5}}
         calls,
         vec![
             call("GET", &format!("/images/{image}/json")),
+            // Per network: look, create, look again for a twin another process made.
             call("GET", "/networks"),
             call("POST", "/networks/create"),
+            call("GET", "/networks"),
+            call("GET", "/networks"),
             call("POST", "/networks/create"),
+            call("GET", "/networks"),
             call("POST", "/containers/create"),
             call("POST", &format!("/networks/{back}/connect")),
             call("POST", &format!("/containers/{name}/start")),
@@ -624,4 +628,38 @@ async fn an_unreachable_engine_is_a_transient_error() {
     let err = docker.observe_apps().await.unwrap_err();
     assert!(err.is_transient() && err.is_unreachable(), "{err:?}");
     assert!(err.to_string().contains("is unreachable"), "{err}");
+}
+
+#[tokio::test]
+async fn a_create_that_fails_after_the_container_exists_leaves_no_container() {
+    let world = World::new();
+    let name = unique_name("half");
+    let net = unique_name("net");
+    // `none` cannot be joined by a container on another network: the engine creates the
+    // container on the first network, then refuses the connect.
+    let app = app(
+        &name,
+        &format!(
+            "image: {}\ncommand: [sleep, \"60\"]\nnetworks: [{net}, none]\n",
+            engine().image()
+        ),
+    );
+    let result = world
+        .run(
+            &app,
+            &[
+                AppStep::EnsureImage,
+                AppStep::EnsureNetworks,
+                AppStep::CreateContainer,
+            ],
+        )
+        .await;
+    let _ = engine().request("DELETE", &format!("/networks/{net}"));
+    let err = result.expect_err("connecting `none` fails");
+    assert!(err.to_string().contains("create container"), "{err}");
+    let found = inspector().await.inspect_container(&name, None).await;
+    assert!(
+        found.is_err(),
+        "the half-made container is removed: {found:?}"
+    );
 }

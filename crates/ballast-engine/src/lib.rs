@@ -388,6 +388,22 @@ impl Engine {
         Ok(out)
     }
 
+    /// The metadata recorded with each app's desired state, which the plan compares (it never
+    /// reaches a container, so the store is the only witness of what was applied).
+    async fn recorded_app_metadata(
+        &self,
+    ) -> Result<BTreeMap<String, ballast_plan::AppliedMetadata>, EngineError> {
+        Ok(self
+            .store
+            .list_desired(Some(Kind::App.as_str()), false)
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                ballast_plan::AppliedMetadata::from_document(&row.spec).map(|m| (row.name, m))
+            })
+            .collect())
+    }
+
     /// Plans `set`. Reads the store and, with `refresh`, the engine; writes nothing.
     pub async fn plan(
         &self,
@@ -395,7 +411,7 @@ impl Engine {
         options: &PlanOptions,
     ) -> Result<Prepared, EngineError> {
         let hashes = self.hashes(&set).await?;
-        let observed = if options.refresh {
+        let mut observed = if options.refresh {
             self.observe(&set).await?
         } else {
             Observation {
@@ -403,6 +419,7 @@ impl Engine {
                 ..Default::default()
             }
         };
+        observed.observed.app_metadata = self.recorded_app_metadata().await?;
         let plan = plan_set(
             &set,
             &hashes,
@@ -430,7 +447,9 @@ impl Engine {
         reporter: &dyn Reporter,
     ) -> Result<ApplyReport, EngineError> {
         if !prepared.live {
+            let metadata = std::mem::take(&mut prepared.observed.observed.app_metadata);
             prepared.observed = self.observe(&prepared.set).await?;
+            prepared.observed.observed.app_metadata = metadata;
             prepared.plan = plan_set(
                 &prepared.set,
                 &prepared.hashes,
@@ -522,7 +541,7 @@ impl Engine {
                 kind: r.key.kind.as_str().to_string(),
                 name: r.key.name.clone(),
                 spec: r.document_json(),
-                spec_hash: r.spec_hash(),
+                spec_hash: recorded_hash(r),
                 source_file: r.source.file.display().to_string(),
                 source_line: r.source.line as i64,
             })
@@ -959,6 +978,9 @@ impl Engine {
                 return Err(e);
             }
         };
+        // Set once this action has created the container: a later failure must not leave it
+        // behind looking like a finished container of the desired spec.
+        let mut created = false;
         for step in &resource.steps {
             let Step::App(step) = step else { continue };
             let mut log = Vec::new();
@@ -982,15 +1004,25 @@ impl Engine {
             }
             if let Err(e) = result {
                 let message = e.to_string();
-                let _ = self
-                    .store
-                    .append_task_log(task, &format!("error: {message}"))
-                    .await;
+                let mut lines = vec![format!(
+                    "error: failed at step {}: {message}",
+                    ballast_docker::StepKind::of(step)
+                )];
+                if created && let Some(app) = &app {
+                    docker.discard_created(app, &mut lines).await;
+                }
+                for line in &lines[1..] {
+                    reporter.step(key, line);
+                }
+                for line in &lines {
+                    let _ = self.store.append_task_log(task, line).await;
+                }
                 return Err(ActionError {
                     message,
                     terminal: e.is_terminal(),
                 });
             }
+            created |= *step == AppStep::CreateContainer;
         }
         Ok(())
     }
@@ -1019,6 +1051,18 @@ fn holder_is_dead_here(holder: &str, ours: &str) -> bool {
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
         }
         _ => false,
+    }
+}
+
+/// The hash the store keeps for a desired resource: its spec hash, combined with its metadata
+/// labels and annotations when it has any, so that a change of those alone is recorded (a new
+/// generation) although it changes no container.
+fn recorded_hash(r: &ballast_model::DesiredResource) -> String {
+    let metadata = ballast_plan::AppliedMetadata::of(&r.metadata);
+    if metadata.is_empty() {
+        r.spec_hash()
+    } else {
+        ballast_model::spec_hash(&serde_json::json!({"spec": r.spec_hash(), "metadata": metadata}))
     }
 }
 

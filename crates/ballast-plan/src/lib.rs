@@ -6,7 +6,7 @@ pub mod app;
 pub mod render;
 pub mod server;
 
-pub use app::{AppStep, DesiredApp, ObservedApp, plan_app};
+pub use app::{AppStep, AppliedMetadata, DesiredApp, Health, ObservedApp, plan_app};
 pub use server::{DesiredServer, ObservedServer, ServerStep, plan_server};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -80,6 +80,11 @@ pub enum Step {
 pub struct Observed {
     pub apps: BTreeMap<String, ObservedApp>,
     pub servers: BTreeMap<String, ObservedServer>,
+    /// Each app's `metadata` (labels, annotations) as recorded with its last applied desired
+    /// state, by app name. It never reaches the container, so this is the only place its
+    /// applied value is known. An app missing here is not compared on metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub app_metadata: BTreeMap<String, AppliedMetadata>,
 }
 
 /// The plan for a whole set.
@@ -157,7 +162,10 @@ pub fn plan_set(
             .unwrap_or_default();
         let name = &resource.key.name;
         let planned = match &resource.spec {
-            ResourceSpec::App(spec) => plan_desired_app(name, spec, hash, observed, prune, &wanted),
+            ResourceSpec::App(spec) => {
+                let metadata = AppliedMetadata::of(&resource.metadata);
+                plan_desired_app(name, spec, &metadata, hash, observed, prune, &wanted)
+            }
             ResourceSpec::Server(spec) => {
                 let live = observed.servers.get(name);
                 let (action, reasons, steps) =
@@ -224,6 +232,7 @@ pub fn plan_set(
 fn plan_desired_app(
     name: &str,
     spec: &ballast_model::AppSpec,
+    metadata: &AppliedMetadata,
     hash: &str,
     observed: &Observed,
     prune: bool,
@@ -231,23 +240,41 @@ fn plan_desired_app(
 ) -> ResourcePlan {
     let key = ResourceKey::new(Kind::App, name);
     let live = observed.apps.get(name);
-    let (action, mut reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
+    let (mut action, mut reasons, steps) = plan_app(Some(DesiredApp { spec, hash }), live, prune);
     if action == Action::Replace
+        && live.and_then(ObservedApp::spec_hash) != Some(hash)
         && let Some(applied) = live.and_then(ObservedApp::applied_spec)
         && serde_json::to_value(spec).ok().as_ref() == Some(&applied)
     {
         // Same spec, different hash: only the secrets' versions enter the hash besides it.
         reasons = vec!["a secret it uses was changed".into()];
     }
+    // Metadata is ballast's own (selection, policy) and never reaches the container: a change
+    // of it alone is an update with no container step, which records the new desired state.
+    // Unknown (nothing recorded yet) counts as unchanged.
+    let applied_metadata = observed.app_metadata.get(name);
+    if live.is_some() && applied_metadata.is_some_and(|m| m != metadata) {
+        if action == Action::NoOp {
+            action = Action::Update;
+            reasons = vec![
+                "metadata changed; it is ballast's own and does not reach the container".into(),
+            ];
+        } else {
+            reasons.push("metadata changed".into());
+        }
+    }
     // Only a change is shown as a diff; rendering thousands of unchanged apps is waste.
     let (before, after) = if action == Action::NoOp {
         (String::new(), String::new())
     } else {
-        (
-            live.map(|l| to_yaml(&app::live_document(l)))
-                .unwrap_or_default(),
-            to_yaml(&app::desired_document(name, spec)),
-        )
+        let before = live.map(|l| {
+            let mut doc = app::live_document(l);
+            applied_metadata.unwrap_or(metadata).write_into(&mut doc);
+            to_yaml(&doc)
+        });
+        let mut after = app::desired_document(name, spec);
+        metadata.write_into(&mut after);
+        (before.unwrap_or_default(), to_yaml(&after))
     };
     let server = (spec.server.value != ballast_model::app::LOCAL_SERVER)
         .then(|| ResourceKey::new(Kind::Server, spec.server.value.clone()));
@@ -306,4 +333,182 @@ pub fn dependency_order(desired: &DesiredSet) -> Vec<&ballast_model::DesiredReso
         }
     }
     ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(metadata: &str) -> DesiredSet {
+        let text = format!(
+            "apiVersion: ballast/v1\nkind: App\nmetadata:\n  name: web\n{metadata}spec:\n  image: img:1\n"
+        );
+        let (resources, problems) =
+            ballast_model::parse_source(std::path::Path::new("web.yaml"), &text);
+        assert!(problems.is_empty(), "{problems:?}");
+        ballast_model::validate_set(resources, Default::default()).expect("valid set")
+    }
+
+    fn container(hash: &str) -> ObservedApp {
+        ObservedApp {
+            container_id: "c1".into(),
+            name: "web".into(),
+            image: "img:1".into(),
+            image_id: "sha256:1".into(),
+            state: "running".into(),
+            status: String::new(),
+            health: None,
+            exit_code: None,
+            ports: vec![],
+            labels: BTreeMap::from([(app::labels::SPEC_HASH.to_string(), hash.to_string())]),
+            created: 0,
+            networks: None,
+            server: "local".into(),
+        }
+    }
+
+    fn recorded(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> AppliedMetadata {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        AppliedMetadata {
+            labels: map(labels),
+            annotations: map(annotations),
+        }
+    }
+
+    #[test]
+    fn table_of_metadata_changes() {
+        let key = ResourceKey::new(Kind::App, "web");
+        type Case = (
+            &'static str,
+            &'static str,
+            Option<AppliedMetadata>,
+            Option<&'static str>,
+            Action,
+        );
+        let team_b = "  labels:\n    team: b\n";
+        let cases: Vec<Case> = vec![
+            (
+                "labels changed",
+                team_b,
+                Some(recorded(&[("team", "a")], &[])),
+                Some("h"),
+                Action::Update,
+            ),
+            (
+                "labels added",
+                team_b,
+                Some(recorded(&[], &[])),
+                Some("h"),
+                Action::Update,
+            ),
+            (
+                "labels removed",
+                "",
+                Some(recorded(&[("team", "a")], &[])),
+                Some("h"),
+                Action::Update,
+            ),
+            (
+                "annotations changed",
+                "  annotations:\n    note: new\n",
+                Some(recorded(&[], &[("note", "old")])),
+                Some("h"),
+                Action::Update,
+            ),
+            (
+                "unchanged",
+                team_b,
+                Some(recorded(&[("team", "b")], &[])),
+                Some("h"),
+                Action::NoOp,
+            ),
+            (
+                "nothing recorded: not compared",
+                team_b,
+                None,
+                Some("h"),
+                Action::NoOp,
+            ),
+            (
+                "spec changed too",
+                team_b,
+                Some(recorded(&[("team", "a")], &[])),
+                Some("old"),
+                Action::Replace,
+            ),
+            (
+                "no container",
+                team_b,
+                Some(recorded(&[("team", "a")], &[])),
+                None,
+                Action::Create,
+            ),
+        ];
+        for (name, metadata, applied, live_hash, action) in cases {
+            let desired = set(metadata);
+            let hashes = HashMap::from([(key.clone(), "h".to_string())]);
+            let mut observed = Observed::default();
+            if let Some(hash) = live_hash {
+                observed.apps.insert("web".into(), container(hash));
+            }
+            if let Some(applied) = applied.clone() {
+                observed.app_metadata.insert("web".into(), applied);
+            }
+            let plan = plan_set(&desired, &hashes, &observed, false, &[]);
+            let got = &plan.resources[0];
+            assert_eq!(got.action, action, "{name}");
+            match action {
+                Action::Update => {
+                    assert!(got.steps.is_empty(), "{name}: no container step");
+                    assert!(
+                        got.reasons[0].starts_with("metadata changed"),
+                        "{name}: {:?}",
+                        got.reasons
+                    );
+                    assert_ne!(got.before, got.after, "{name}: the diff shows it");
+                }
+                Action::Replace => {
+                    assert!(
+                        got.reasons.contains(&"metadata changed".to_string()),
+                        "{name}: {:?}",
+                        got.reasons
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_diff_shows_the_old_and_new_labels() {
+        let desired = set("  labels:\n    team: b\n");
+        let key = ResourceKey::new(Kind::App, "web");
+        let hashes = HashMap::from([(key, "h".to_string())]);
+        let mut observed = Observed::default();
+        observed.apps.insert("web".into(), container("h"));
+        observed
+            .app_metadata
+            .insert("web".into(), recorded(&[("team", "a")], &[]));
+        let plan = plan_set(&desired, &hashes, &observed, false, &[]);
+        let shown = render::render_plan(&plan, false);
+        let line = |sign: &str, text: &str| {
+            shown
+                .lines()
+                .any(|l| l.trim_start().starts_with(sign) && l.contains(text))
+        };
+        assert!(line("-", "team: a") && line("+", "team: b"), "{shown}");
+        assert!(
+            shown.contains("~ App/web will be updated in place (metadata changed"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to delete."),
+            "{shown}"
+        );
+    }
 }
