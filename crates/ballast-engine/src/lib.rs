@@ -38,6 +38,13 @@ pub struct Observation {
     pub unreachable: BTreeMap<String, String>,
 }
 
+impl Observation {
+    /// What was found of one server connected to in this observation (its facts included).
+    pub fn server(&self, name: &str) -> Option<&ServerObservation> {
+        self.servers.get(name).map(|(_, found)| found)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
