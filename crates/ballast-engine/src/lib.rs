@@ -23,7 +23,7 @@ use ballast_store::{ChangeType, DesiredRecord, Store, StoreError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
-pub use git::{GitSource, source_info};
+pub use git::{DIRTY_SUFFIX, GitSource, source_info};
 pub use servers::ServerObservation;
 
 /// What one observation found: the plan's view of every app and server, and what the store
@@ -494,7 +494,7 @@ impl Engine {
         }
         let summary = summary_line(&report);
         self.store
-            .append_audit(&actor(), "apply", &summary, source.commit.as_deref())
+            .append_audit(&actor(), "apply", &summary, source.label().as_deref())
             .await?;
         Ok(report)
     }
