@@ -89,7 +89,9 @@ pub async fn apply(
     }
     let source = source_info(&ctx.global.manifests());
     let progress = Progress::new();
-    let report = engine.apply(prepared, &options, &source, &progress).await?;
+    let report = engine.apply(prepared, &options, &source, &progress).await;
+    progress.finish();
+    let report = report?;
     if report.interrupted > 0 {
         println!(
             "note: {} task(s) left running by an earlier apply were marked interrupted and re-planned from the live state",
