@@ -124,7 +124,7 @@ pub enum Command {
         /// Only failed and interrupted tasks.
         #[arg(long)]
         failed: bool,
-        /// How many to show.
+        /// How many tasks to show, newest first.
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
@@ -146,6 +146,7 @@ pub enum Command {
     },
     /// Show the audit log and verify its hash chain.
     Audit {
+        /// How many entries to show, newest first (the whole chain is verified regardless).
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
