@@ -1,10 +1,12 @@
-//! Resolving where things are (database, key file, manifests) and how to print (colour, format),
-//! from flags, environment and defaults, in one place.
+//! Resolving where things are (database, key file, manifests, the daemon's socket) and how to
+//! print (colour, format), from flags, environment, the `--config` file and defaults, in one
+//! place.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use ballast_daemon::DaemonConfig;
 use ballast_engine::Engine;
 use ballast_store::Store;
 
@@ -17,14 +19,39 @@ pub const DEFAULT_STATE_DIR: &str = ".ballast";
 pub struct Context {
     pub global: Global,
     pub color: bool,
+    /// The `--config` file, read once; its places fill what the command line and the
+    /// environment leave open.
+    pub config: Option<DaemonConfig>,
 }
 
 impl Context {
-    pub fn new(global: Global) -> Self {
+    /// Reads the `--config` file when one is given: the command line and the environment win
+    /// over it, it wins over the defaults, so read commands find the installed daemon's store.
+    pub fn new(mut global: Global) -> anyhow::Result<Self> {
         let color = !global.no_color
             && std::env::var_os("NO_COLOR").is_none()
             && std::io::stdout().is_terminal();
-        Context { global, color }
+        let config = match &global.config {
+            Some(path) => Some(DaemonConfig::load(Some(path))?),
+            None => None,
+        };
+        if let Some(config) = &config {
+            global.database_url = global.database_url.or(config.database_url.clone());
+            global.file = global.file.or(config.manifests.clone());
+        }
+        Ok(Context {
+            global,
+            color,
+            config,
+        })
+    }
+
+    /// The daemon's API socket: `--socket`/`BALLAST_SOCKET`, the config's `[http] socket`, or
+    /// the daemon's own default.
+    pub fn socket(&self, given: Option<PathBuf>) -> PathBuf {
+        given
+            .or_else(|| self.config.as_ref().and_then(|c| c.http.socket.clone()))
+            .unwrap_or_else(ballast_daemon::default_socket)
     }
 
     pub fn database_url(&self) -> String {
@@ -35,10 +62,20 @@ impl Context {
     }
 
     pub fn key_file(&self) -> PathBuf {
-        ballast_secrets::resolve_key_path(
-            self.global.key_file.as_deref(),
-            Path::new(DEFAULT_STATE_DIR),
-        )
+        let state_dir = Path::new(DEFAULT_STATE_DIR);
+        if let Some(given) = &self.global.key_file {
+            return given.clone();
+        }
+        // systemd's credential, else the state directory's key.
+        let fallback = ballast_secrets::resolve_key_path(None, state_dir);
+        // The config's key file comes after the flag, the variable and systemd's credential
+        // (the daemon keeps getting its key through LoadCredential=), before the default.
+        match self.config.as_ref().and_then(|c| c.key_file.clone()) {
+            Some(configured) if fallback == state_dir.join(ballast_secrets::KEY_FILE_NAME) => {
+                configured
+            }
+            _ => fallback,
+        }
     }
 
     pub async fn store(&self) -> anyhow::Result<Store> {
@@ -46,6 +83,26 @@ impl Context {
         Store::open(&url)
             .await
             .with_context(|| "cannot open the ballast database".to_string())
+    }
+
+    /// The store when there is one to read, or why not: a SQLite file that does not exist is
+    /// not created (validate must not leave a database behind), a server that does not answer
+    /// is reported.
+    pub async fn existing_store(&self) -> Result<Store, String> {
+        let url = self.database_url();
+        let shown = ballast_store::redact_url(&url);
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+            if !path.is_empty() && path != ":memory:" && !Path::new(path).exists() {
+                return Err(format!(
+                    "there is no database at {shown} (`ballast init` creates it; pass --database-url or --config to read another)"
+                ));
+            }
+        }
+        Store::open(&url).await.map_err(|e| e.to_string())
     }
 
     pub async fn engine(&self, parallelism: usize) -> anyhow::Result<Engine> {

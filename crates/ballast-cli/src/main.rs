@@ -39,6 +39,11 @@ pub struct Global {
     /// Never colour the output (also: NO_COLOR set, or output not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// The daemon's config file (TOML, see deploy/ballast.toml). `ballast daemon` runs with it;
+    /// every command takes its database-url, key-file, manifests and [http] socket unless given
+    /// on the command line or in the environment.
+    #[arg(long, env = "BALLAST_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 impl Global {
@@ -95,11 +100,17 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         parallelism: usize,
     },
-    /// List resources of a kind with their live state.
+    /// List resources of a kind with their live state (one list call per Docker engine; a
+    /// connection per server).
     Get {
         /// Kind: app, apps, server, servers.
         kind: String,
+        /// Show only this resource.
         name: Option<String>,
+        /// Show the state recorded at the last observation (by apply or the daemon) and how
+        /// old it is, without asking the engines.
+        #[arg(long)]
+        cached: bool,
     },
     /// Show one resource: spec, source, observed state, status and recent tasks.
     Describe {
@@ -124,14 +135,14 @@ pub enum Command {
         /// Only failed and interrupted tasks.
         #[arg(long)]
         failed: bool,
-        /// How many to show.
+        /// How many tasks to show, newest first.
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
     /// Ask the running daemon for its view: last reload, drifted and failing resources.
     Status {
-        /// The daemon's API socket. [default: $RUNTIME_DIRECTORY/ballast.sock, else
-        /// .ballast/ballast.sock]
+        /// The daemon's API socket. [default: the --config file's [http] socket, else
+        /// $RUNTIME_DIRECTORY/ballast.sock, else .ballast/ballast.sock]
         #[arg(long, env = "BALLAST_SOCKET")]
         socket: Option<PathBuf>,
     },
@@ -146,15 +157,13 @@ pub enum Command {
     },
     /// Show the audit log and verify its hash chain.
     Audit {
+        /// How many entries to show, newest first (the whole chain is verified regardless).
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
-    /// Watch the manifests and keep reality equal to them (run by systemd).
-    Daemon {
-        /// The daemon's config file (TOML); see deploy/ballast.toml.
-        #[arg(long, env = "BALLAST_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    /// Watch the manifests and keep reality equal to them (run by systemd). Its config file is
+    /// the global --config FILE.
+    Daemon,
     /// Manage encrypted secrets.
     #[command(subcommand)]
     Secret(SecretCommand),

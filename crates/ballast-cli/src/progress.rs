@@ -1,6 +1,10 @@
 //! Progress while applying: a spinner per resource on a terminal, plain lines otherwise.
+//!
+//! indicatif draws the spinners without a newline after the last one (it pads the line and
+//! relies on the terminal wrapping), so whatever is printed next would join the last spinner's
+//! line. [`Progress::finish`] therefore clears the spinners and prints each resource's outcome
+//! as a plain line, as the non-terminal mode does.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,21 +14,51 @@ use ballast_model::ResourceKey;
 use ballast_plan::Action;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+/// One spinner per resource, in the order the resources started.
+type Spinners = Mutex<Vec<(ResourceKey, ProgressBar)>>;
+
 pub struct Progress {
-    bars: Option<(MultiProgress, Mutex<HashMap<ResourceKey, ProgressBar>>)>,
+    bars: Option<(MultiProgress, Spinners)>,
 }
 
 impl Progress {
     pub fn new() -> Self {
         let bars = std::io::stderr()
             .is_terminal()
-            .then(|| (MultiProgress::new(), Mutex::new(HashMap::new())));
+            .then(|| (MultiProgress::new(), Mutex::new(Vec::new())));
         Progress { bars }
     }
 
     fn bar(&self, key: &ResourceKey) -> Option<ProgressBar> {
         let (_, bars) = self.bars.as_ref()?;
-        bars.lock().ok()?.get(key).cloned()
+        let bars = bars.lock().ok()?;
+        bars.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, bar)| bar.clone())
+    }
+
+    /// Ends the spinners: clears them and prints each resource's last message on a line of its
+    /// own, so the next output starts on a fresh line. Call it once the apply is over.
+    pub fn finish(&self) {
+        let Some((multi, bars)) = &self.bars else {
+            return;
+        };
+        let Ok(bars) = bars.lock() else {
+            return;
+        };
+        for (_, bar) in bars.iter() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+        let _ = multi.clear();
+        let lines: Vec<String> = bars
+            .iter()
+            .map(|(key, bar)| format!("{key}: {}", bar.message()))
+            .collect();
+        for line in lines {
+            eprintln!("{line}");
+        }
     }
 }
 
@@ -41,7 +75,7 @@ impl Reporter for Progress {
                 bar.set_message(format!("{}…", action.verb()));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 if let Ok(mut bars) = bars.lock() {
-                    bars.insert(key.clone(), bar);
+                    bars.push((key.clone(), bar));
                 }
             }
             None => eprintln!("{key}: {}", action.verb()),

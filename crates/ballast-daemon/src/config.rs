@@ -33,6 +33,12 @@ pub enum DriftPolicy {
 pub struct DaemonConfig {
     /// Manifest directory; the command line's `-f` wins when given.
     pub manifests: Option<PathBuf>,
+    /// The database; `--database-url`/`BALLAST_DATABASE_URL` win when given. Read by every
+    /// command given `--config`, so `ballast --config FILE get apps` reads the daemon's store.
+    pub database_url: Option<String>,
+    /// The secrets key file; `--key-file`/`BALLAST_KEY_FILE`, then systemd's
+    /// `$CREDENTIALS_DIRECTORY/ballast.key`, win when present.
+    pub key_file: Option<PathBuf>,
     /// Delete resources removed from the manifests (only what ballast created). Off by default,
     /// as in Argo CD and Flux.
     pub prune: bool,
@@ -78,6 +84,8 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             manifests: None,
+            database_url: None,
+            key_file: None,
             prune: false,
             resync_interval: Duration::from_secs(300),
             debounce: Duration::from_millis(100),

@@ -13,6 +13,22 @@ pub struct GitSource {
     pub dirty: bool,
 }
 
+/// What the audit log records of a source: `DIRTY_SUFFIX` after the commit when the manifests
+/// differed from it, so the hash-chained log says whether what was applied was committed.
+pub const DIRTY_SUFFIX: &str = "+dirty";
+
+impl GitSource {
+    /// The commit, followed by [`DIRTY_SUFFIX`] when the tree was dirty.
+    pub fn label(&self) -> Option<String> {
+        let commit = self.commit.as_deref()?;
+        Some(if self.dirty {
+            format!("{commit}{DIRTY_SUFFIX}")
+        } else {
+            commit.to_string()
+        })
+    }
+}
+
 /// Asks git about `dir`. Not a work tree, or no git installed: no commit, not dirty.
 pub fn source_info(dir: &Path) -> GitSource {
     let dir = if dir.is_file() {

@@ -23,7 +23,7 @@ use ballast_store::{ChangeType, DesiredRecord, Store, StoreError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
-pub use git::{GitSource, source_info};
+pub use git::{DIRTY_SUFFIX, GitSource, source_info};
 pub use servers::ServerObservation;
 
 /// What one observation found: the plan's view of every app and server, and what the store
@@ -36,6 +36,13 @@ pub struct Observation {
     /// Engines that could not be listed, by server, with why; their apps are planned against
     /// the state recorded last time.
     pub unreachable: BTreeMap<String, String>,
+}
+
+impl Observation {
+    /// What was found of one server connected to in this observation (its facts included).
+    pub fn server(&self, name: &str) -> Option<&ServerObservation> {
+        self.servers.get(name).map(|(_, found)| found)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -506,7 +513,7 @@ impl Engine {
         }
         let summary = summary_line(&report);
         self.store
-            .append_audit(&actor(), "apply", &summary, source.commit.as_deref())
+            .append_audit(&actor(), "apply", &summary, source.label().as_deref())
             .await?;
         Ok(report)
     }

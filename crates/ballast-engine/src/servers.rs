@@ -31,6 +31,42 @@ pub struct ServerObservation {
     pub(crate) seen_host_key: Option<String>,
 }
 
+impl ServerObservation {
+    /// Brings a `servers` row up to what this observation found: address and labels from the
+    /// spec, status, and the system facts when the server answered. The host key is left
+    /// alone (recording decides it). Recording uses it, and so does a live `get servers`.
+    pub fn update_record(&self, record: &mut ServerRecord, spec: Option<&ServerSpec>) {
+        if let Some(spec) = spec {
+            record.address = spec.address.value.clone();
+            record.port = spec.port;
+            record.user = spec.user.clone();
+            record.labels = spec
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+        record.status = self.observed.status.clone();
+        record.status_message = self.observed.message.clone();
+        if let Some(info) = &self.info {
+            record.docker_installed = info.docker.installed;
+            record.docker_version = info.docker.version.clone();
+            record.os_id = Some(info.os_id.clone());
+            record.os_name = Some(info.os_name.clone());
+            record.os_version = info.os_version.clone();
+            record.kernel = Some(info.kernel.clone());
+            record.arch = Some(info.arch.clone());
+            record.cpu_model = info.cpu_model.clone();
+            record.cpu_count = Some(info.cpu_count);
+            record.memory_bytes = Some(info.memory_bytes);
+            record.disk_total_bytes = Some(info.disk_total_bytes);
+            record.disk_free_bytes = Some(info.disk_free_bytes);
+            record.last_connected = Some(chrono::Utc::now());
+        }
+        record.prepared_hash = self.observed.applied_hash.clone();
+    }
+}
+
 pub(crate) fn prepare_spec(spec: &ServerSpec) -> PrepareSpec {
     match &spec.prepare {
         Some(p) => PrepareSpec {
@@ -212,40 +248,13 @@ impl Engine {
             Some(r) => r,
             None => ServerRecord::new(name, "", 0, ""),
         };
-        if let Some(spec) = spec {
-            record.address = spec.address.value.clone();
-            record.port = spec.port;
-            record.user = spec.user.clone();
-            record.labels = spec
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-        }
-        record.status = observed.status.clone();
-        record.status_message = observed.message.clone();
+        observation.update_record(&mut record, spec);
         if spec.is_some_and(|s| s.host_key.is_some()) {
             record.host_key = observation.seen_host_key.clone();
         } else {
             // Trust on first use owns the column (compare-and-set above); keep what it recorded.
             record.host_key = None;
         }
-        if let Some(info) = &observation.info {
-            record.docker_installed = info.docker.installed;
-            record.docker_version = info.docker.version.clone();
-            record.os_id = Some(info.os_id.clone());
-            record.os_name = Some(info.os_name.clone());
-            record.os_version = info.os_version.clone();
-            record.kernel = Some(info.kernel.clone());
-            record.arch = Some(info.arch.clone());
-            record.cpu_model = info.cpu_model.clone();
-            record.cpu_count = Some(info.cpu_count);
-            record.memory_bytes = Some(info.memory_bytes);
-            record.disk_total_bytes = Some(info.disk_total_bytes);
-            record.disk_free_bytes = Some(info.disk_free_bytes);
-            record.last_connected = Some(chrono::Utc::now());
-        }
-        record.prepared_hash = observed.applied_hash.clone();
         self.store.upsert_server(&record).await?;
         let state = serde_json::to_value(observed).unwrap_or_default();
         self.store

@@ -37,7 +37,10 @@ impl fmt::Display for Diagnostic {
             write!(f, "{}: ", self.field)?;
         }
         write!(f, "{}", self.message)?;
-        if let Some(related) = &self.related {
+        // Most messages name the other place already; say it once.
+        if let Some(related) = &self.related
+            && !self.message.contains(&related.to_string())
+        {
             write!(f, " (see also {related})")?;
         }
         Ok(())

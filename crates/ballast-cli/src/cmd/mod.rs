@@ -1,31 +1,37 @@
 //! One function per subcommand. Each returns the exit code it wants; errors are printed at the
 //! edge with their whole chain of causes.
 
+mod observe;
 mod plan;
 mod secret;
 mod servers;
 mod show;
 mod status;
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use ballast_model::{DesiredSet, LoadError, load_dir};
+use ballast_model::{DesiredSet, Diagnostics, LoadError, load_dir};
 
 use crate::context::Context;
 use crate::{Cli, Command, Output};
 
 pub async fn run(cli: Cli) -> ExitCode {
-    let ctx = Context::new(cli.global);
     // kubectl diff's convention: 0 same, 1 different, 2 trouble.
-    let error_code = if matches!(cli.command, Command::Diff { .. }) {
+    let error_code = ExitCode::from(if matches!(cli.command, Command::Diff { .. }) {
         2
     } else {
         1
+    });
+    let ctx = match Context::new(cli.global) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            print_error(&e);
+            return error_code;
+        }
     };
     let result = match cli.command {
         Command::Init => init(&ctx).await,
-        Command::Validate => validate(&ctx),
+        Command::Validate => validate(&ctx).await,
         Command::Schema => schema(),
         Command::Diff {
             refresh,
@@ -51,7 +57,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             )
             .await
         }
-        Command::Get { kind, name } => show::get(&ctx, &kind, name.as_deref()).await,
+        Command::Get { kind, name, cached } => {
+            show::get(&ctx, &kind, name.as_deref(), cached).await
+        }
         Command::Describe { resource } => show::describe(&ctx, &resource).await,
         Command::History { resource } => show::history(&ctx, &resource).await,
         Command::Logs { resource, limit } => servers::logs(&ctx, &resource, limit).await,
@@ -60,31 +68,55 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Status { socket } => status::run(&ctx, socket).await,
         Command::Events { watch, limit } => show::events(&ctx, watch, limit).await,
         Command::Secret(command) => secret::run(&ctx, command).await,
-        Command::Daemon { config } => daemon(&ctx, config.as_deref()).await,
+        Command::Daemon => daemon(&ctx).await,
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            // Manifest problems are a list of file:line:col lines, printed as they are.
-            let diagnostics = match (
-                e.downcast_ref::<LoadError>(),
-                e.downcast_ref::<ballast_engine::EngineError>(),
-            ) {
-                (Some(LoadError::Invalid(d)), _)
-                | (_, Some(ballast_engine::EngineError::Invalid(d))) => Some(d),
-                _ => None,
-            };
-            if let Some(diagnostics) = diagnostics {
-                eprintln!("{diagnostics}");
-                return ExitCode::from(error_code);
-            }
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::from(error_code)
+            print_error(&e);
+            error_code
         }
     }
+}
+
+/// Prints an error at the edge: manifest problems as their list of file:line:col lines, any
+/// other error with each of its causes once.
+fn print_error(e: &anyhow::Error) {
+    let diagnostics = match (
+        e.downcast_ref::<LoadError>(),
+        e.downcast_ref::<ballast_engine::EngineError>(),
+    ) {
+        (Some(LoadError::Invalid(d)), _) | (_, Some(ballast_engine::EngineError::Invalid(d))) => {
+            Some(d)
+        }
+        _ => None,
+    };
+    if let Some(diagnostics) = diagnostics {
+        eprintln!("{diagnostics}");
+        return;
+    }
+    let mut lines = error_lines(e).into_iter();
+    if let Some(first) = lines.next() {
+        eprintln!("error: {first}");
+    }
+    for cause in lines {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// The error's message and its causes, each said once. Many errors quote their cause in their
+/// own message (thiserror's `{0}` or `{source}`) and also return it as `source()`; a cause
+/// whose text was already printed adds nothing and is left out.
+fn error_lines(e: &anyhow::Error) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || lines.iter().any(|shown| shown.contains(&text)) {
+            continue;
+        }
+        lines.push(text);
+    }
+    lines
 }
 
 /// Loads and validates the manifests; invalid manifests become one error listing every problem.
@@ -116,25 +148,43 @@ async fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
-    match load_dir(&ctx.global.manifests()) {
-        Ok(set) => {
-            if ctx.global.output == Some(Output::Json) {
-                println!(
-                    "{}",
-                    serde_json::json!({"valid": true, "resources": set.len(), "errors": []})
-                );
-            } else {
-                println!(
-                    "{} resource(s) in {} are valid",
-                    set.len(),
-                    ctx.global.manifests().display()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+/// What `validate` could say about the secrets the manifests refer to.
+enum SecretCheck {
+    /// No manifest refers to a secret.
+    NoneUsed,
+    /// Every referenced secret exists in this store (URL, passwords redacted).
+    Found(String),
+    /// Some are missing from this store.
+    Missing(Diagnostics, String),
+    /// No store could be read, so nothing was checked; why.
+    NotChecked(String),
+}
+
+/// Checks the manifests' secret references against the store, as `diff` and `apply` do, when
+/// there is a store to check; a missing SQLite file is not created for this.
+async fn check_secrets(ctx: &Context, set: &DesiredSet) -> anyhow::Result<SecretCheck> {
+    if set.iter().all(|r| r.spec.secret_refs().is_empty()) {
+        return Ok(SecretCheck::NoneUsed);
+    }
+    let store = match ctx.existing_store().await {
+        Ok(store) => store,
+        Err(why) => return Ok(SecretCheck::NotChecked(why)),
+    };
+    let url = store.url().to_string();
+    let engine = ballast_engine::Engine::new(store, ctx.key_file());
+    match engine.hashes(set).await {
+        Ok(_) => Ok(SecretCheck::Found(url)),
+        Err(ballast_engine::EngineError::Invalid(d)) => Ok(SecretCheck::Missing(d, url)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let json = ctx.global.output == Some(Output::Json);
+    let set = match load_dir(&ctx.global.manifests()) {
+        Ok(set) => set,
         Err(LoadError::Invalid(diagnostics)) => {
-            if ctx.global.output == Some(Output::Json) {
+            if json {
                 println!(
                     "{}",
                     serde_json::json!({"valid": false, "errors": diagnostics})
@@ -142,31 +192,63 @@ fn validate(ctx: &Context) -> anyhow::Result<ExitCode> {
             } else {
                 eprintln!("{diagnostics}");
             }
-            Ok(ExitCode::from(1))
+            return Ok(ExitCode::from(1));
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    let check = check_secrets(ctx, &set).await?;
+    let (secrets, note) = match &check {
+        SecretCheck::NoneUsed => (serde_json::json!({"checked": false}), String::new()),
+        SecretCheck::Found(url) => (
+            serde_json::json!({"checked": true, "store": url}),
+            format!("; every secret they refer to exists in {url}"),
+        ),
+        SecretCheck::Missing(_, url) => (
+            serde_json::json!({"checked": true, "store": url}),
+            format!("secret references were checked against {url}"),
+        ),
+        SecretCheck::NotChecked(why) => (
+            serde_json::json!({"checked": false, "reason": why}),
+            format!("; secret references were not checked: {why}"),
+        ),
+    };
+    if let SecretCheck::Missing(diagnostics, _) = &check {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"valid": false, "errors": diagnostics, "secrets": secrets})
+            );
+        } else {
+            eprintln!("{diagnostics}");
+            eprintln!("{note}");
+        }
+        return Ok(ExitCode::from(1));
     }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"valid": true, "resources": set.len(), "errors": [], "secrets": secrets})
+        );
+    } else {
+        println!(
+            "{} resource(s) in {} are valid{note}",
+            set.len(),
+            ctx.global.manifests().display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn daemon(ctx: &Context, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = ballast_daemon::DaemonConfig::load(config_path)?;
-    // An explicit -f/BALLAST_MANIFESTS wins over the config file's `manifests`.
-    let manifests = match (&ctx.global.file, &config.manifests) {
-        (Some(given), _) => given.clone(),
-        (None, Some(configured)) => configured.clone(),
-        (None, None) => ctx.global.manifests(),
-    };
+async fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let config = ctx.config.clone().unwrap_or_default();
+    // An explicit -f/BALLAST_MANIFESTS wins over the config file's `manifests` (the context
+    // filled `file` from the config only when neither was given).
+    let manifests = ctx.global.manifests();
     if !manifests.is_dir() {
         anyhow::bail!("manifest directory {} does not exist", manifests.display());
     }
     let engine = ctx.engine(config.workers).await?.with_role("daemon");
-    ballast_daemon::run(
-        engine,
-        manifests,
-        config,
-        config_path.map(Path::to_path_buf),
-    )
-    .await?;
+    ballast_daemon::run(engine, manifests, config, ctx.global.config.clone()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

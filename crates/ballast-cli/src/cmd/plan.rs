@@ -19,6 +19,7 @@ pub async fn diff(
     targets: &[String],
 ) -> anyhow::Result<ExitCode> {
     let set = load(ctx)?;
+    refuse_empty_prune(ctx, &set, prune, "`apply --prune` would refuse to run")?;
     let options = PlanOptions {
         refresh,
         prune,
@@ -32,6 +33,24 @@ pub async fn diff(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--prune` with no resources at all would delete everything ballast manages; far more often
+/// `-f` points at the wrong directory. `apply` refuses, and `diff` says so rather than showing
+/// a plan that would never run.
+fn refuse_empty_prune(
+    ctx: &Context,
+    set: &ballast_model::DesiredSet,
+    prune: bool,
+    verdict: &str,
+) -> anyhow::Result<()> {
+    if prune && set.is_empty() {
+        bail!(
+            "{} holds no resources; {verdict}: it will not delete everything ballast manages (point -f at the manifests)",
+            ctx.global.manifests().display()
+        );
+    }
+    Ok(())
 }
 
 fn print_plan(ctx: &Context, plan: &ballast_plan::Plan) -> anyhow::Result<()> {
@@ -66,12 +85,7 @@ pub async fn apply(
     targets: &[String],
 ) -> anyhow::Result<ExitCode> {
     let set = load(ctx)?;
-    if flags.prune && set.is_empty() {
-        bail!(
-            "{} holds no resources; refusing to --prune everything ballast manages (point -f at the manifests)",
-            ctx.global.manifests().display()
-        );
-    }
+    refuse_empty_prune(ctx, &set, flags.prune, "refusing to --prune")?;
     let options = PlanOptions {
         refresh: true,
         prune: flags.prune,
@@ -89,7 +103,9 @@ pub async fn apply(
     }
     let source = source_info(&ctx.global.manifests());
     let progress = Progress::new();
-    let report = engine.apply(prepared, &options, &source, &progress).await?;
+    let report = engine.apply(prepared, &options, &source, &progress).await;
+    progress.finish();
+    let report = report?;
     if report.interrupted > 0 {
         println!(
             "note: {} task(s) left running by an earlier apply were marked interrupted and re-planned from the live state",

@@ -1,11 +1,14 @@
-//! Server views: `get servers` (the `servers` table), the system facts `describe server/NAME`
+//! Server views: `get servers` (live, or the `servers` table with `--cached`), the system facts `describe server/NAME`
 //! adds, and `logs server/NAME` (the last preparation runs with their steps).
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use ballast_store::ServerRecord;
+use ballast_engine::ServerObservation;
+use ballast_store::{DesiredRow, ServerRecord};
 
+use super::observe;
 use super::show::{print_structured, table, time};
 use crate::context::Context;
 
@@ -23,15 +26,54 @@ fn bytes(n: Option<u64>) -> String {
     }
 }
 
-pub async fn get(ctx: &Context, name: Option<&str>) -> anyhow::Result<ExitCode> {
+/// `get servers`: each server in the recorded desired state, connected to now (concurrently;
+/// the same observation `diff --refresh` makes, recorded nowhere), or with `--cached` its
+/// `servers` row as last written and how old it is. Servers removed from the manifests are
+/// listed from their row, marked, and not connected to.
+pub async fn get(ctx: &Context, name: Option<&str>, cached: bool) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
     let desired = store
-        .list_desired(Some(ballast_model::Kind::Server.as_str()), false)
+        .list_desired(Some(ballast_model::Kind::Server.as_str()), true)
         .await?;
+    let wanted: Vec<&DesiredRow> = desired
+        .iter()
+        .filter(|d| name.is_none_or(|n| n == d.name))
+        .collect();
+    if let Some(name) = name
+        && wanted.is_empty()
+    {
+        bail!("Server/{name} is not in the recorded desired state (has it been applied?)");
+    }
     let records = store.list_servers().await?;
-    let mut rows: Vec<ServerRecord> = Vec::new();
-    for d in desired.iter().filter(|d| name.is_none_or(|n| n == d.name)) {
-        rows.push(match records.iter().find(|r| r.name == d.name) {
+    let now = chrono::Utc::now();
+    let (set, notes) = if cached {
+        Default::default()
+    } else {
+        observe::recorded_set(wanted.iter().copied().filter(|d| d.tombstoned_at.is_none()))
+    };
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    let engine = ballast_engine::Engine::new(store.clone(), ctx.key_file());
+    let observations = futures::future::join_all(set.servers().map(|(resource, _)| {
+        let engine = &engine;
+        let set = &set;
+        async move {
+            let key = &resource.key;
+            (key.name.clone(), engine.observe_key(set, key).await)
+        }
+    }))
+    .await;
+    let mut live: HashMap<String, ServerObservation> = HashMap::new();
+    for (server, observation) in observations {
+        if let Some(found) = observation?.server(&server) {
+            live.insert(server, found.clone());
+        }
+    }
+
+    let mut rows: Vec<(ServerRecord, serde_json::Value)> = Vec::new();
+    for d in wanted {
+        let mut record = match records.iter().find(|r| r.name == d.name) {
             Some(r) => r.clone(),
             None => {
                 let spec = &d.spec["spec"];
@@ -44,17 +86,47 @@ pub async fn get(ctx: &Context, name: Option<&str>) -> anyhow::Result<ExitCode> 
                 r.status_message = Some("not connected yet".into());
                 r
             }
+        };
+        let found = live.get(&d.name);
+        if let Some(found) = found {
+            let key = ballast_model::ResourceKey::new(ballast_model::Kind::Server, &d.name);
+            let spec = set.get(&key).and_then(|r| r.spec.as_server());
+            found.update_record(&mut record, spec);
+        }
+        let mut notes: Vec<String> = Vec::new();
+        if d.tombstoned_at.is_some() {
+            notes.push(super::show::REMOVED_NOTE.to_string());
+        }
+        if found.is_some()
+            && record.status != "connected"
+            && let Some(message) = &record.status_message
+        {
+            notes.push(message.clone());
+        }
+        let extra = serde_json::json!({
+            "live": found.is_some(),
+            "observedAt": if found.is_some() { time(&now) } else { time(&record.updated_at) },
+            "age": (found.is_none()).then(|| observe::age(&record.updated_at, now)),
+            "removedFromManifestsAt": d.tombstoned_at.map(|t| time(&t)),
+            "note": (!notes.is_empty()).then(|| notes.join("; ")),
         });
+        rows.push((record, extra));
     }
-    if let Some(name) = name
-        && rows.is_empty()
-    {
-        bail!("Server/{name} is not in the recorded desired state (has it been applied?)");
-    }
-    if print_structured(ctx, &serde_json::to_value(&rows)?)? {
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(record, extra)| {
+            let mut value = serde_json::to_value(record)?;
+            if let (Some(object), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+                object.extend(extra.clone());
+            }
+            Ok(value)
+        })
+        .collect::<Result<_, serde_json::Error>>()?;
+    if print_structured(ctx, &serde_json::Value::Array(values))? {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = table(&[
+    let with_notes = rows.iter().any(|(_, extra)| !extra["note"].is_null());
+    let mut header = vec![
         "NAME",
         "ADDRESS",
         "STATUS",
@@ -64,9 +136,16 @@ pub async fn get(ctx: &Context, name: Option<&str>) -> anyhow::Result<ExitCode> 
         "MEMORY",
         "DISK FREE",
         "LAST CONNECTED",
-    ]);
-    for r in &rows {
-        t.add_row(vec![
+    ];
+    if cached {
+        header.push("OBSERVED");
+    }
+    if with_notes {
+        header.push("NOTE");
+    }
+    let mut t = table(&header);
+    for (r, extra) in &rows {
+        let mut cells = vec![
             r.name.clone(),
             format!("{}@{}:{}", r.user, r.address, r.port),
             r.status.clone(),
@@ -80,7 +159,15 @@ pub async fn get(ctx: &Context, name: Option<&str>) -> anyhow::Result<ExitCode> 
             bytes(r.memory_bytes),
             bytes(r.disk_free_bytes),
             r.last_connected.map(|t| time(&t)).unwrap_or("never".into()),
-        ]);
+        ];
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+        if cached {
+            cells.push(text(&extra["age"]));
+        }
+        if with_notes {
+            cells.push(text(&extra["note"]));
+        }
+        t.add_row(cells);
     }
     println!("{t}");
     Ok(ExitCode::SUCCESS)

@@ -46,7 +46,7 @@ async fn get(socket: &PathBuf, path: &str) -> anyhow::Result<serde_json::Value> 
 }
 
 pub async fn run(ctx: &Context, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let socket = socket.unwrap_or_else(ballast_daemon::default_socket);
+    let socket = ctx.socket(socket);
     let status = get(&socket, "/v1/status").await?;
     if matches!(ctx.global.output, Some(Output::Json)) {
         println!("{}", serde_json::to_string_pretty(&status)?);
