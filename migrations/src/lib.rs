@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20250601_000001_initial;
 mod m20250602_000002_leases_events;
 mod m20251122_000003_servers;
+mod m20261130_000004_owners_key_id;
 
 /// All migrations of the store, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250601_000001_initial::Migration),
             Box::new(m20250602_000002_leases_events::Migration),
             Box::new(m20251122_000003_servers::Migration),
+            Box::new(m20261130_000004_owners_key_id::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use ballast_daemon::DaemonConfig;
 use ballast_engine::Engine;
-use ballast_store::Store;
+use ballast_store::{OpenMode, Store, StoreError};
 
 use crate::Global;
 
@@ -78,35 +78,49 @@ impl Context {
         }
     }
 
+    /// The database of a command that only reads: it must exist, so a mistyped path is an
+    /// error instead of a new empty database.
     pub async fn store(&self) -> anyhow::Result<Store> {
+        self.open_store(OpenMode::MustExist).await
+    }
+
+    /// The database of `init`, `apply`, `secret set` and the daemon, created if missing.
+    pub async fn create_store(&self) -> anyhow::Result<Store> {
+        self.open_store(OpenMode::CreateIfMissing).await
+    }
+
+    async fn open_store(&self, mode: OpenMode) -> anyhow::Result<Store> {
         let url = self.database_url();
-        Store::open(&url)
+        Store::open_with(&url, mode)
             .await
             .with_context(|| "cannot open the ballast database".to_string())
     }
 
-    /// The store when there is one to read, or why not: a SQLite file that does not exist is
-    /// not created (validate must not leave a database behind), a server that does not answer
-    /// is reported.
+    /// The store when there is one to read, or why not: a database that does not exist is not
+    /// created (validate must not leave one behind), a server that does not answer is reported.
     pub async fn existing_store(&self) -> Result<Store, String> {
-        let url = self.database_url();
-        let shown = ballast_store::redact_url(&url);
-        if let Some(rest) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-            if !path.is_empty() && path != ":memory:" && !Path::new(path).exists() {
-                return Err(format!(
-                    "there is no database at {shown} (`ballast init` creates it; pass --database-url or --config to read another)"
-                ));
-            }
-        }
-        Store::open(&url).await.map_err(|e| e.to_string())
+        Store::open_existing(&self.database_url())
+            .await
+            .map_err(|e| e.to_string())
     }
 
+    /// An engine for `diff`, which writes nothing: on the existing database, or, when there is
+    /// no SQLite file yet (a fresh checkout), on an empty in-memory stand-in, so the plan shows
+    /// everything to create and no file is made.
     pub async fn engine(&self, parallelism: usize) -> anyhow::Result<Engine> {
-        Ok(Engine::new(self.store().await?, self.key_file()).with_parallelism(parallelism))
+        let store = match Store::open_existing(&self.database_url()).await {
+            Ok(store) => store,
+            Err(StoreError::NoDatabase { .. }) => Store::open("sqlite::memory:")
+                .await
+                .context("cannot open an empty in-memory store")?,
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot open the ballast database")),
+        };
+        Ok(Engine::new(store, self.key_file()).with_parallelism(parallelism))
+    }
+
+    /// An engine that may create the database (`apply`, the daemon).
+    pub async fn create_engine(&self, parallelism: usize) -> anyhow::Result<Engine> {
+        Ok(Engine::new(self.create_store().await?, self.key_file()).with_parallelism(parallelism))
     }
 }
 

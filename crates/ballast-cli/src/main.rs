@@ -176,6 +176,11 @@ pub enum SecretCommand {
         name: String,
         #[arg(long)]
         from_file: Option<PathBuf>,
+        /// Create a new key when the key file is missing (or seal with the key file given)
+        /// even though the store holds values sealed with another key: those values can no
+        /// longer be read. Without it, ballast refuses and names them.
+        #[arg(long)]
+        new_key: bool,
     },
     /// List secret names (never values).
     List,

@@ -4,6 +4,12 @@
 //!
 //! It owns no SQL (the store does) and no Docker calls (the Docker controller does); it decides
 //! the order of things and what is recorded about them.
+//!
+//! Several processes may act on one store at once (two `apply`s, an `apply` beside the
+//! daemon). Each acts on a resource only under that resource's lease, renewed while it acts;
+//! a resource another live process holds is reported as "not touched", which is not a
+//! failure. Each task records its owner, and recovery after a crash touches only the tasks of
+//! owners that are gone, never a live process's.
 
 mod git;
 mod secrets;
@@ -19,11 +25,12 @@ use ballast_model::{DesiredSet, Diagnostics, Kind, ResourceKey, ServerSpec};
 use ballast_plan::{
     Action, AppStep, Observed, ObservedApp, ObservedServer, Plan, ResourcePlan, Step, plan_set,
 };
-use ballast_store::{ChangeType, DesiredRecord, Store, StoreError};
+use ballast_store::{ChangeType, DesiredRecord, Holder, LeaseTake, Store, StoreError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
 pub use git::{DIRTY_SUFFIX, GitSource, source_info};
+pub use secrets::{KeyError, KeyUse, open_key};
 pub use servers::ServerObservation;
 
 /// What one observation found: the plan's view of every app and server, and what the store
@@ -36,6 +43,9 @@ pub struct Observation {
     /// Engines that could not be listed, by server, with why; their apps are planned against
     /// the state recorded last time.
     pub unreachable: BTreeMap<String, String>,
+    /// When the observation started; work other processes recorded after it means it may be
+    /// stale for their resources. (The default, the epoch, is always stale.)
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Observation {
@@ -114,6 +124,9 @@ pub trait Reporter: Sync {
     fn started(&self, key: &ResourceKey, action: Action);
     fn step(&self, key: &ResourceKey, message: &str);
     fn finished(&self, key: &ResourceKey, outcome: &Result<(), String>);
+    /// The resource was left to another process (`why` says which and why); it was never
+    /// started here and is not a failure. The apply report lists these too.
+    fn not_touched(&self, _key: &ResourceKey, _why: &str) {}
 }
 
 /// A reporter that reports nothing.
@@ -129,14 +142,35 @@ impl Reporter for Silent {
 pub struct ApplyReport {
     pub succeeded: Vec<(ResourceKey, Action)>,
     pub failed: Vec<(ResourceKey, String)>,
+    /// Resources left to another live process, with why: it holds the resource's lease ("held
+    /// by …"), it converged the resource since this apply observed it, or it holds a
+    /// dependency. Not failures: that process is doing the work.
+    pub not_touched: Vec<(ResourceKey, String)>,
     /// Tasks found `running` from an earlier apply that ended abruptly, now marked interrupted.
     pub interrupted: usize,
 }
 
 impl ApplyReport {
+    /// Nothing failed (resources left to another process are not failures).
     pub fn is_success(&self) -> bool {
         self.failed.is_empty()
     }
+
+    /// `2 created, 0 updated, 0 replaced, 0 deleted, 0 failed, 1 not touched (held by apply
+    /// 4242@nas01)`: the audit row's summary and the CLI's last line.
+    pub fn summary(&self) -> String {
+        summary_line(self)
+    }
+}
+
+/// How a resource's turn ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ran {
+    Done(Action),
+    /// Another live process holds its lease.
+    Held(String),
+    /// Another process converged it since this one observed it: nothing left to do.
+    AlreadyDone(String),
 }
 
 pub struct Engine {
@@ -151,12 +185,19 @@ pub struct Engine {
     /// Loaded the first time a secret is needed, so apps without secrets need no key file.
     key: tokio::sync::OnceCell<ballast_secrets::SecretKey>,
     parallelism: usize,
-    /// Who holds this process's leases (`apply 1234@host`, `daemon 1234@host`).
-    holder: String,
+    /// Who holds this process's leases and owns its tasks (`apply 1234@host`).
+    holder: Holder,
+    /// How long a resource's lease lasts, and how often it is renewed while acting.
+    lease_ttl: std::time::Duration,
+    lease_renew_every: std::time::Duration,
 }
 
-/// How long a lease on a resource lasts; an action renews nothing, so this bounds one action.
-const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a lease on a resource lasts without renewal: a holder on another machine that died
+/// is taken over this long after its last renewal.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often a holder renews the lease of the resource it is acting on (a third of the TTL, so
+/// two renewals can fail before it lapses).
+const LEASE_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Engine {
     pub fn new(store: Store, key_file: PathBuf) -> Self {
@@ -168,18 +209,33 @@ impl Engine {
             ssh: ballast_ssh::SshPool::new(),
             key: tokio::sync::OnceCell::new(),
             parallelism: 8,
-            holder: format!(
-                "ballast {}@{}",
-                std::process::id(),
-                whoami::hostname().unwrap_or_else(|_| "localhost".into())
-            ),
+            holder: Holder::new("ballast", std::process::id(), &hostname()),
+            lease_ttl: LEASE_TTL,
+            lease_renew_every: LEASE_RENEW_EVERY,
         }
     }
 
-    /// Names this process in the leases it takes (`daemon`, `apply`).
-    pub fn with_role(mut self, role: &str) -> Self {
-        self.holder = self.holder.replacen("ballast", role, 1);
+    /// Leases last `ttl` and are renewed every `renew_every` while an action runs (defaults
+    /// 60 s and 20 s; renew well within the TTL).
+    pub fn with_lease_timing(
+        mut self,
+        ttl: std::time::Duration,
+        renew_every: std::time::Duration,
+    ) -> Self {
+        self.lease_ttl = ttl;
+        self.lease_renew_every = renew_every.max(std::time::Duration::from_millis(1));
         self
+    }
+
+    /// Names this process in the leases it takes and the tasks it owns (`daemon`, `apply`).
+    pub fn with_role(mut self, role: &str) -> Self {
+        self.holder = Holder::new(role, self.holder.pid(), self.holder.host());
+        self
+    }
+
+    /// Who this process is in leases and task rows.
+    pub fn holder(&self) -> &Holder {
+        &self.holder
     }
 
     pub fn with_parallelism(mut self, parallelism: usize) -> Self {
@@ -209,8 +265,11 @@ impl Engine {
     /// each server (connect, read the system) with its engine (one list call over the SSH
     /// connection), servers concurrently. Writes nothing.
     pub async fn observe(&self, set: &DesiredSet) -> Result<Observation, EngineError> {
+        let mut observation = Observation {
+            at: chrono::Utc::now(),
+            ..Default::default()
+        };
         let recorded = self.recorded_observed().await?;
-        let mut observation = Observation::default();
         let local_used = set.apps().any(|(_, a)| a.server.value == LOCAL_SERVER)
             || set.servers().next().is_none()
             || recorded.apps.values().any(|a| a.server == LOCAL_SERVER);
@@ -296,7 +355,10 @@ impl Engine {
         set: &DesiredSet,
         key: &ResourceKey,
     ) -> Result<Observation, EngineError> {
-        let mut observation = Observation::default();
+        let mut observation = Observation {
+            at: chrono::Utc::now(),
+            ..Default::default()
+        };
         match key.kind {
             Kind::Server => {
                 if let Some(spec) = set.get(key).and_then(|r| r.spec.as_server()) {
@@ -518,22 +580,38 @@ impl Engine {
         Ok(report)
     }
 
-    /// Tasks left `running` by a process that died are re-examined, never replayed: the plan
-    /// just computed from live observation already says what is left to do.
+    /// Tasks left `running` by a process that is gone are re-examined, never replayed: the plan
+    /// just computed from live observation already says what is left to do. Only tasks (and
+    /// server preparations) whose owner is gone are touched: a process of this host that no
+    /// longer exists, or one elsewhere whose lease on the resource lapsed. A concurrent
+    /// `apply` or daemon keeps its running tasks. Stale lease rows are removed too.
     pub async fn recover_interrupted(&self, observed: &Observed) -> Result<usize, EngineError> {
-        self.store.mark_preparations_interrupted().await?;
-        let stuck = self.store.running_tasks().await?;
-        for task in &stuck {
-            let found = match observed.apps.get(&task.name) {
-                Some(app) => format!("container {} is {}", short_id(&app.container_id), app.state),
-                None => "no container".to_string(),
-            };
-            let note = format!(
-                "interrupted: the process running this task ended before it finished; re-examined by observing the engine ({found}) and planned again from there"
+        self.store
+            .mark_preparations_interrupted(&self.holder)
+            .await?;
+        let marked = self
+            .store
+            .interrupt_abandoned_tasks(&self.holder, |task| {
+                let found = match observed.apps.get(&task.name) {
+                    Some(app) => {
+                        format!("container {} is {}", short_id(&app.container_id), app.state)
+                    }
+                    None => "no container".to_string(),
+                };
+                let owner = task.owner.as_deref().unwrap_or("an earlier ballast");
+                format!(
+                    "interrupted: the process running this task ({owner}) ended before it finished; re-examined by observing the engine ({found}) and planned again from there"
+                )
+            })
+            .await?;
+        let cleaned = self.store.clean_stale_leases(&self.holder).await?;
+        if cleaned > 0 {
+            tracing::info!(
+                cleaned,
+                "removed stale leases (expired, or of processes that have exited)"
             );
-            self.store.mark_interrupted(&task.id, &note).await?;
         }
-        Ok(stuck.len())
+        Ok(marked.len())
     }
 
     /// Records the whole desired set in one transaction (generation bumps, tombstones).
@@ -591,9 +669,17 @@ impl Engine {
         else {
             return Ok(Action::NoOp);
         };
-        self.run_resource(set, hashes, observed, resource, reporter)
-            .await?;
-        if resource.action == Action::Delete {
+        let action = match self
+            .run_resource(set, hashes, observation, resource, reporter)
+            .await?
+        {
+            Ran::Done(action) => action,
+            // Left to the process holding it: retried later (level-triggered, so the retry
+            // finds it in sync once that process is done).
+            Ran::Held(why) => return Err(format!("{key} not touched: {why}").into()),
+            Ran::AlreadyDone(_) => return Ok(Action::NoOp),
+        };
+        if action == Action::Delete {
             self.store
                 .forget_desired(key.kind.as_str(), &key.name)
                 .await
@@ -607,7 +693,7 @@ impl Engine {
                 tracing::warn!(resource = %key, error = %e, "cannot record the observed state");
             }
         }
-        Ok(resource.action)
+        Ok(action)
     }
 
     /// Observes the app's engine again after acting on it and records what was found for it.
@@ -757,8 +843,8 @@ impl Engine {
         report: &mut ApplyReport,
     ) {
         // Each change announces its outcome on a watch channel its dependents wait on.
-        let mut senders: HashMap<ResourceKey, watch::Sender<Option<bool>>> = HashMap::new();
-        let mut receivers: HashMap<ResourceKey, watch::Receiver<Option<bool>>> = HashMap::new();
+        let mut senders: HashMap<ResourceKey, watch::Sender<Option<Turn>>> = HashMap::new();
+        let mut receivers: HashMap<ResourceKey, watch::Receiver<Option<Turn>>> = HashMap::new();
         for resource in changes {
             let (sender, receiver) = watch::channel(None);
             senders.insert(resource.key.clone(), sender);
@@ -770,7 +856,7 @@ impl Engine {
             let Some(sender) = senders.remove(&resource.key) else {
                 continue;
             };
-            let deps: Vec<(ResourceKey, watch::Receiver<Option<bool>>)> = resource
+            let deps: Vec<(ResourceKey, watch::Receiver<Option<Turn>>)> = resource
                 .depends_on
                 .iter()
                 .filter_map(|d| receivers.get(d).map(|rx| (d.clone(), rx.clone())))
@@ -779,17 +865,23 @@ impl Engine {
             running.push(async move {
                 let mut blocked = None;
                 for (dep, mut rx) in deps {
-                    let ok = match rx.wait_for(Option::is_some).await {
-                        Ok(v) => v.unwrap_or(false),
-                        Err(_) => false,
+                    let turn = match rx.wait_for(Option::is_some).await {
+                        Ok(v) => v.unwrap_or(Turn::Failed),
+                        Err(_) => Turn::Failed,
                     };
-                    if !ok {
-                        blocked = Some(dep);
+                    if turn != Turn::Done {
+                        blocked = Some((dep, turn));
                         break;
                     }
                 }
                 let outcome = match blocked {
-                    Some(dep) => {
+                    Some((dep, Turn::LeftToOther)) => {
+                        // The process acting on the dependency will start this one after it.
+                        let message = format!("its dependency {dep} is left to another process");
+                        reporter.not_touched(&resource.key, &message);
+                        Ok(Ran::Held(message))
+                    }
+                    Some((dep, _)) => {
                         let message = format!("not started: its dependency {dep} failed");
                         self.record_skipped(resource, &message).await;
                         reporter.finished(&resource.key, &Err(message.clone()));
@@ -800,7 +892,7 @@ impl Engine {
                         self.run_resource(
                             &prepared.set,
                             &prepared.hashes,
-                            &prepared.observed.observed,
+                            &prepared.observed,
                             resource,
                             reporter,
                         )
@@ -808,91 +900,199 @@ impl Engine {
                         .map_err(|e| e.message)
                     }
                 };
-                let _ = sender.send(Some(outcome.is_ok()));
-                (resource.key.clone(), resource.action, outcome)
+                let turn = match &outcome {
+                    Ok(Ran::Done(_)) | Ok(Ran::AlreadyDone(_)) => Turn::Done,
+                    Ok(Ran::Held(_)) => Turn::LeftToOther,
+                    Err(_) => Turn::Failed,
+                };
+                let _ = sender.send(Some(turn));
+                (resource.key.clone(), outcome)
             });
         }
-        while let Some((key, action, outcome)) = running.next().await {
+        while let Some((key, outcome)) = running.next().await {
             match outcome {
-                Ok(()) => report.succeeded.push((key, action)),
+                Ok(Ran::Done(action)) => report.succeeded.push((key, action)),
+                Ok(Ran::Held(why)) | Ok(Ran::AlreadyDone(why)) => {
+                    report.not_touched.push((key, why))
+                }
                 Err(e) => report.failed.push((key, e)),
             }
         }
         report.succeeded.sort();
         report.failed.sort();
+        report.not_touched.sort();
     }
 
+    /// Records a resource that was not started as a failed task (started and ended at once).
     async fn record_skipped(&self, resource: &ResourcePlan, message: &str) {
         let kind = resource.key.kind.as_str();
-        if let Ok(id) = self
+        let Ok(id) = self
             .store
-            .create_task(kind, &resource.key.name, resource.action.verb())
+            .create_task(
+                kind,
+                &resource.key.name,
+                resource.action.verb(),
+                &self.holder,
+            )
             .await
-        {
+        else {
+            return;
+        };
+        if self.store.start_task(&id).await.is_ok() {
             let _ = self.store.finish_task(&id, Err(message.to_string())).await;
         }
     }
 
-    /// One resource's action as one task: pending, running, then succeeded or failed with the
-    /// steps' log.
+    /// One resource's action as one task, under the resource's lease (renewed while it runs):
+    /// pending, running, then succeeded or failed with the steps' log. A resource another live
+    /// process holds is left to it; one that another process acted on since `observation` was
+    /// taken is observed again and planned afresh (it may have nothing left to do).
     async fn run_resource(
         &self,
         set: &DesiredSet,
         hashes: &HashMap<ResourceKey, String>,
-        observed: &Observed,
+        observation: &Observation,
         resource: &ResourcePlan,
         reporter: &dyn Reporter,
-    ) -> Result<(), ActionError> {
+    ) -> Result<Ran, ActionError> {
         let key = &resource.key;
         // One process at a time acts on a resource: `apply` and the daemon take the same lease.
         let lease = key.to_string();
-        match self.acquire_lease(&lease).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let holder = match self.store.get_lease(&lease).await {
-                    Ok(Some(row)) => row.holder,
-                    _ => "another process".to_string(),
-                };
-                let message = format!("{key} is being acted on by {holder}; not touched this time");
-                reporter.finished(key, &Err(message.clone()));
-                return Err(message.into());
+        match self
+            .store
+            .take_lease(&lease, &self.holder, self.lease_ttl)
+            .await
+        {
+            Ok(LeaseTake::Taken) => {}
+            Ok(LeaseTake::Held(row)) => {
+                let message = format!("held by {}", row.holder);
+                reporter.not_touched(key, &message);
+                return Ok(Ran::Held(message));
             }
             Err(e) => return Err(e.to_string().into()),
         }
         let outcome = self
-            .run_task(set, hashes, observed, resource, reporter)
+            .while_renewing(
+                &lease,
+                self.act_under_lease(set, hashes, observation, resource, reporter),
+            )
             .await;
-        if let Err(e) = self.store.release_lease(&lease, &self.holder).await {
+        if let Err(e) = self
+            .store
+            .release_lease(&lease, &self.holder.to_string())
+            .await
+        {
             tracing::warn!(resource = %key, error = %e, "cannot release the lease; it expires on its own");
         }
         outcome
     }
 
-    /// Takes the lease on a resource, taking over one whose holder was a process on this host
-    /// that no longer exists (a `kill -9`'d apply must not block the next one until expiry).
-    async fn acquire_lease(&self, lease: &str) -> Result<bool, ballast_store::StoreError> {
-        if self
-            .store
-            .try_acquire_lease(lease, &self.holder, LEASE_TTL)
-            .await?
-        {
-            return Ok(true);
-        }
-        let Some(row) = self.store.get_lease(lease).await? else {
-            return self
-                .store
-                .try_acquire_lease(lease, &self.holder, LEASE_TTL)
-                .await;
+    /// Runs `action`, renewing the lease `lease` (every 20 s by default) until it ends. If
+    /// the lease is lost (taken over after the database was out of reach for longer than the
+    /// TTL), the action is not cut short half-way, but the loss is logged.
+    async fn while_renewing<F: std::future::Future>(&self, lease: &str, action: F) -> F::Output {
+        let renew = async {
+            let holder = self.holder.to_string();
+            let mut tick = tokio::time::interval(self.lease_renew_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is immediate; the lease was just taken.
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match self.store.renew_lease(lease, &holder, self.lease_ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            lease,
+                            "lost the lease while acting (another process took it over after it lapsed)"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(lease, error = %e, "cannot renew the lease; retrying");
+                    }
+                }
+            }
         };
-        if holder_is_dead_here(&row.holder, &self.holder) {
-            tracing::info!(lease, holder = %row.holder, "taking over the lease of a process that has exited");
-            self.store.release_lease(lease, &row.holder).await?;
-            return self
-                .store
-                .try_acquire_lease(lease, &self.holder, LEASE_TTL)
-                .await;
+        let action = std::pin::pin!(action);
+        let renew = std::pin::pin!(renew);
+        match futures::future::select(action, renew).await {
+            futures::future::Either::Left((output, _)) => output,
+            futures::future::Either::Right(((), action)) => action.await,
         }
-        Ok(false)
+    }
+
+    /// The part of [`run_resource`](Engine::run_resource) that runs under the lease.
+    async fn act_under_lease(
+        &self,
+        set: &DesiredSet,
+        hashes: &HashMap<ResourceKey, String>,
+        observation: &Observation,
+        resource: &ResourcePlan,
+        reporter: &dyn Reporter,
+    ) -> Result<Ran, ActionError> {
+        let key = &resource.key;
+        let Some(by) = self
+            .acted_on_since(key, observation.at)
+            .await
+            .map_err(|e| ActionError::from(e.to_string()))?
+        else {
+            self.run_task(set, hashes, &observation.observed, resource, reporter)
+                .await?;
+            return Ok(Ran::Done(resource.action));
+        };
+        // Another process acted on it after we looked: look again and plan from what is there.
+        let fresh = self
+            .observe_key(set, key)
+            .await
+            .map_err(|e| ActionError::from(e.to_string()))?;
+        let prune = resource.action == Action::Delete;
+        let plan = plan_set(
+            set,
+            hashes,
+            &fresh.observed,
+            prune,
+            std::slice::from_ref(key),
+        );
+        match plan
+            .resources
+            .into_iter()
+            .find(|r| &r.key == key && r.action != Action::NoOp)
+        {
+            None => {
+                let message = format!("already done by {by}");
+                reporter.not_touched(key, &message);
+                Ok(Ran::AlreadyDone(message))
+            }
+            Some(replanned) => {
+                self.run_task(set, hashes, &fresh.observed, &replanned, reporter)
+                    .await?;
+                Ok(Ran::Done(replanned.action))
+            }
+        }
+    }
+
+    /// The owner of the newest task on `key` if another process recorded it at or after
+    /// `since`.
+    async fn acted_on_since(
+        &self,
+        key: &ResourceKey,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let newest = self
+            .store
+            .list_tasks(ballast_store::TaskFilter {
+                kind: Some(key.kind.as_str().to_string()),
+                name: Some(key.name.clone()),
+                failed_only: false,
+                limit: Some(1),
+            })
+            .await?;
+        let me = self.holder.to_string();
+        Ok(newest.into_iter().find_map(|task| {
+            let owner = task.owner.unwrap_or_else(|| "another process".to_string());
+            (task.created_at >= since && owner != me).then_some(owner)
+        }))
     }
 
     async fn run_task(
@@ -908,7 +1108,7 @@ impl Engine {
         reporter.started(key, resource.action);
         let task = self
             .store
-            .create_task(kind, &key.name, resource.action.verb())
+            .create_task(kind, &key.name, resource.action.verb(), &self.holder)
             .await
             .map_err(|e| e.to_string())?;
         self.store
@@ -1045,20 +1245,18 @@ fn app_server(set: &DesiredSet, observed: &Observed, name: &str) -> String {
         .unwrap_or_else(|| LOCAL_SERVER.to_string())
 }
 
-/// Whether a lease holder (`ROLE PID@HOST`) is a process on this host that has exited.
-fn holder_is_dead_here(holder: &str, ours: &str) -> bool {
-    let host_of = |h: &str| h.rsplit_once('@').map(|(_, host)| host.to_string());
-    let pid_of = |h: &str| {
-        h.rsplit_once('@')
-            .and_then(|(who, _)| who.rsplit(' ').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-    };
-    match (host_of(holder), host_of(ours), pid_of(holder)) {
-        (Some(theirs), Some(mine), Some(pid)) if theirs == mine => {
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        }
-        _ => false,
-    }
+/// This machine's name, as lease holders and task owners name their host.
+fn hostname() -> String {
+    whoami::hostname().unwrap_or_else(|_| "localhost".into())
+}
+
+/// What a resource's turn told its dependents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Done,
+    Failed,
+    /// Left to another process (held, or its dependency was).
+    LeftToOther,
 }
 
 /// The hash the store keeps for a desired resource: its spec hash, combined with its metadata
@@ -1109,14 +1307,30 @@ fn summary_line(report: &ApplyReport) -> String {
             .filter(|(_, a)| *a == action)
             .count()
     };
-    format!(
+    let mut line = format!(
         "{} created, {} updated, {} replaced, {} deleted, {} failed",
         count(Action::Create),
         count(Action::Update),
         count(Action::Replace),
         count(Action::Delete),
         report.failed.len()
-    )
+    );
+    if !report.not_touched.is_empty() {
+        // Who has them, once each: "held by apply 4242@nas01".
+        let mut reasons: Vec<&str> = report
+            .not_touched
+            .iter()
+            .map(|(_, why)| why.as_str())
+            .collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        line.push_str(&format!(
+            ", {} not touched ({})",
+            report.not_touched.len(),
+            reasons.join("; ")
+        ));
+    }
+    line
 }
 
 /// The OS user running ballast, for the audit log: looked up from the process's uid, so it
@@ -1131,20 +1345,59 @@ fn short_id(id: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::holder_is_dead_here;
+    use std::time::{Duration, Instant};
 
-    #[test]
-    fn only_exited_holders_on_this_host_are_dead() {
-        let me = format!("apply {}@host-a", std::process::id());
-        assert!(!holder_is_dead_here(&me, &me), "this process is alive");
-        assert!(
-            holder_is_dead_here("daemon 4294967@host-a", &me),
-            "no such pid"
+    use ballast_store::{LeaseTake, Store};
+
+    use super::Engine;
+
+    /// While an action runs, its lease is renewed, so another holder cannot take it even long
+    /// after the TTL; once the action ended (and nothing renews it), the lease lapses.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_action_renews_its_lease_until_it_ends() {
+        let store = Store::open("sqlite::memory:").await.expect("store");
+        let ttl = Duration::from_millis(300);
+        let engine = Engine::new(store.clone(), "unused.key".into())
+            .with_role("apply")
+            .with_lease_timing(ttl, ttl / 3);
+        let lease = "App/web";
+        assert_eq!(
+            store
+                .take_lease(lease, engine.holder(), ttl)
+                .await
+                .expect("take"),
+            LeaseTake::Taken
         );
-        assert!(
-            !holder_is_dead_here("daemon 4294967@host-b", &me),
-            "another host: cannot tell"
-        );
-        assert!(!holder_is_dead_here("garbage", &me));
+        let other = "daemon 1@elsewhere";
+        let action = tokio::time::sleep(ttl * 4);
+        let contender = async {
+            let until = Instant::now() + ttl * 3;
+            let mut tries = 0;
+            while Instant::now() < until {
+                assert!(
+                    !store
+                        .try_acquire_lease(lease, other, ttl)
+                        .await
+                        .expect("try"),
+                    "taken while the action runs"
+                );
+                tries += 1;
+                tokio::time::sleep(ttl / 6).await;
+            }
+            tries
+        };
+        let ((), tries) = tokio::join!(engine.while_renewing(lease, action), contender);
+        assert!(tries > 10, "{tries}");
+
+        // Nothing renews it now: another holder takes it once it lapsed.
+        let ended = Instant::now();
+        while !store
+            .try_acquire_lease(lease, other, ttl)
+            .await
+            .expect("try")
+        {
+            assert!(ended.elapsed() < ttl * 3, "never lapsed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

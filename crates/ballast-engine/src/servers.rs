@@ -275,7 +275,13 @@ impl Engine {
         let key = self
             .key
             .get_or_try_init(|| async {
-                ballast_secrets::SecretKey::load_or_create(&self.key_file)
+                crate::secrets::open_key(
+                    &self.store,
+                    &self.key_file,
+                    crate::secrets::KeyUse::Seal,
+                    &crate::actor(),
+                )
+                .await
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -421,7 +427,7 @@ impl Engine {
             .await;
         let id = self
             .store
-            .start_preparation(name, attempt)
+            .start_preparation(name, attempt, &self.holder)
             .await
             .map_err(store_err)?;
         let (events, mut received) = tokio::sync::mpsc::unbounded_channel::<StepEvent>();

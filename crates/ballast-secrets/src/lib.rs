@@ -35,9 +35,12 @@ const KEY_ID_LEN: usize = 16;
 /// plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// No file at the key path. Callers that know the store add which key it needs (see
+    /// `ballast-engine`'s key handling); creating a new key here would orphan every value
+    /// sealed with the lost one, so this message does not suggest it.
     #[error(
-        "the key file {} does not exist; `ballast init` or `ballast secret set` creates one \
-         (or point --key-file / BALLAST_KEY_FILE at an existing key file)",
+        "the key file {} does not exist (point --key-file / BALLAST_KEY_FILE at the key file; \
+         `ballast init` creates one for a new store)",
         path.display()
     )]
     KeyFileMissing { path: PathBuf },
@@ -436,6 +439,51 @@ pub fn resolve_key_path(explicit: Option<&Path>, state_dir: &Path) -> PathBuf {
     resolve_key_path_with(explicit, state_dir, credentials.as_deref())
 }
 
+/// Where ballast looked for the key file at `chosen`, in the order [`resolve_key_path`] uses,
+/// with what each place held: for messages about a missing key. Reads `BALLAST_KEY_FILE` and
+/// `CREDENTIALS_DIRECTORY` to say which of them were set.
+pub fn describe_key_search(chosen: &Path) -> String {
+    describe_key_search_with(
+        chosen,
+        std::env::var_os("BALLAST_KEY_FILE")
+            .map(PathBuf::from)
+            .as_deref(),
+        std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(PathBuf::from)
+            .as_deref(),
+    )
+}
+
+/// [`describe_key_search`] with the environment passed in.
+pub fn describe_key_search_with(
+    chosen: &Path,
+    env_key_file: Option<&Path>,
+    credentials_dir: Option<&Path>,
+) -> String {
+    let env = match env_key_file {
+        Some(path) => format!("BALLAST_KEY_FILE={}", path.display()),
+        None => "BALLAST_KEY_FILE not set".to_string(),
+    };
+    let credentials = match credentials_dir.filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            let candidate = dir.join(KEY_FILE_NAME);
+            let found = if candidate.is_file() {
+                "exists"
+            } else {
+                "does not exist"
+            };
+            format!("{} {found}", candidate.display())
+        }
+        None => "CREDENTIALS_DIRECTORY not set".to_string(),
+    };
+    format!(
+        "ballast looked for the key at {}, taken from the first of: --key-file or \
+         BALLAST_KEY_FILE ({env}); $CREDENTIALS_DIRECTORY/{KEY_FILE_NAME} under systemd \
+         ({credentials}); .ballast/{KEY_FILE_NAME} in the working directory",
+        chosen.display()
+    )
+}
+
 /// [`resolve_key_path`] with the credentials directory passed in instead of read from the
 /// environment.
 pub fn resolve_key_path_with(
@@ -596,14 +644,42 @@ mod tests {
     }
 
     #[test]
-    fn missing_key_file_says_how_to_create_one() {
+    fn missing_key_file_never_suggests_making_a_new_key_with_secret_set() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nope.key");
         let err = SecretKey::load(&path).expect_err("must fail");
         let msg = err.to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains("ballast init"), "{msg}");
-        assert!(msg.contains("ballast secret set"), "{msg}");
+        assert!(msg.contains("--key-file / BALLAST_KEY_FILE"), "{msg}");
+        // `secret set` would make a new key, orphaning every value sealed with the lost one.
+        assert!(!msg.contains("ballast secret set"), "{msg}");
+    }
+
+    #[test]
+    fn key_search_names_every_place_in_order() {
+        let creds = tempfile::tempdir().expect("tempdir");
+        let chosen = Path::new(".ballast/ballast.key");
+        let text = describe_key_search_with(chosen, None, None);
+        assert_eq!(
+            text,
+            "ballast looked for the key at .ballast/ballast.key, taken from the first of: \
+             --key-file or BALLAST_KEY_FILE (BALLAST_KEY_FILE not set); \
+             $CREDENTIALS_DIRECTORY/ballast.key under systemd (CREDENTIALS_DIRECTORY not set); \
+             .ballast/ballast.key in the working directory"
+        );
+        let text = describe_key_search_with(
+            Path::new("/etc/b.key"),
+            Some(Path::new("/etc/b.key")),
+            Some(creds.path()),
+        );
+        assert!(text.contains("(BALLAST_KEY_FILE=/etc/b.key)"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "({}/ballast.key does not exist)",
+                creds.path().display()
+            )),
+            "{text}"
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! from the chain alone. Callers redact secrets from summaries before appending.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -76,6 +79,62 @@ fn row_hash(row: &audit_log::Model) -> String {
     )
 }
 
+/// Appends an audit entry inside `txn`, which must hold the [`Area::Audit`] lock, so a change
+/// and its audit row are written together or not at all.
+pub(crate) async fn append_in<C: ConnectionTrait>(
+    txn: &C,
+    actor: &str,
+    action: &str,
+    summary: &str,
+    git_commit: Option<&str>,
+) -> Result<AuditRow, DbErr> {
+    let last = audit_log::Entity::find()
+        .order_by_desc(audit_log::Column::Seq)
+        .one(txn)
+        .await?;
+    let (seq, prev_hash) = match last {
+        Some(last) => (last.seq + 1, last.hash),
+        None => (1, GENESIS_HASH.to_string()),
+    };
+    let id = Uuid::now_v7();
+    let created_at = now();
+    let id_text = id.to_string();
+    let hash = chain_hash(
+        &prev_hash,
+        seq,
+        &id_text,
+        actor,
+        action,
+        summary,
+        git_commit,
+        &created_at,
+    );
+    audit_log::Entity::insert(audit_log::ActiveModel {
+        id: Set(id_text),
+        seq: Set(seq),
+        actor: Set(actor.to_string()),
+        action: Set(action.to_string()),
+        summary: Set(summary.to_string()),
+        git_commit: Set(git_commit.map(str::to_string)),
+        created_at: Set(created_at),
+        prev_hash: Set(prev_hash.clone()),
+        hash: Set(hash.clone()),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(AuditRow {
+        id,
+        seq,
+        actor: actor.to_string(),
+        action: action.to_string(),
+        summary: summary.to_string(),
+        git_commit: git_commit.map(str::to_string),
+        created_at,
+        prev_hash,
+        hash,
+    })
+}
+
 impl Store {
     /// Appends an entry, chained to the last one (read in the same transaction).
     pub async fn append_audit(
@@ -87,54 +146,11 @@ impl Store {
     ) -> Result<AuditRow, StoreError> {
         let err = self.db_err("append_audit", TABLE);
         let txn = self.begin_write(Area::Audit).await.map_err(&err)?;
-        let last = audit_log::Entity::find()
-            .order_by_desc(audit_log::Column::Seq)
-            .one(&txn)
+        let row = append_in(&txn, actor, action, summary, git_commit)
             .await
             .map_err(&err)?;
-        let (seq, prev_hash) = match last {
-            Some(last) => (last.seq + 1, last.hash),
-            None => (1, GENESIS_HASH.to_string()),
-        };
-        let id = Uuid::now_v7();
-        let created_at = now();
-        let id_text = id.to_string();
-        let hash = chain_hash(
-            &prev_hash,
-            seq,
-            &id_text,
-            actor,
-            action,
-            summary,
-            git_commit,
-            &created_at,
-        );
-        audit_log::Entity::insert(audit_log::ActiveModel {
-            id: Set(id_text),
-            seq: Set(seq),
-            actor: Set(actor.to_string()),
-            action: Set(action.to_string()),
-            summary: Set(summary.to_string()),
-            git_commit: Set(git_commit.map(str::to_string)),
-            created_at: Set(created_at),
-            prev_hash: Set(prev_hash.clone()),
-            hash: Set(hash.clone()),
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(&err)?;
         txn.commit().await.map_err(&err)?;
-        Ok(AuditRow {
-            id,
-            seq,
-            actor: actor.to_string(),
-            action: action.to_string(),
-            summary: summary.to_string(),
-            git_commit: git_commit.map(str::to_string),
-            created_at,
-            prev_hash,
-            hash,
-        })
+        Ok(row)
     }
 
     /// The newest entries first, at most `limit` of them.

@@ -21,6 +21,20 @@ pub enum StoreError {
         error: std::io::Error,
     },
 
+    #[error("cannot create the SQLite database {}: {error}", path.display())]
+    CreateFile {
+        url: String,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+
+    #[error(
+        "no ballast database at {} ({url}); `ballast init` creates it (or pass \
+         --database-url / BALLAST_DATABASE_URL for the database you meant)",
+        path.display()
+    )]
+    NoDatabase { url: String, path: PathBuf },
+
     #[error("cannot connect to the database {url}: {error}")]
     Connect { url: String, error: DbErr },
 

@@ -16,6 +16,11 @@
 //! re-checks the `WHERE` against its newest version (a concurrent insert of the same name waits
 //! for the other transaction and then sees its row).
 //!
+//! A holder renews its leases while it acts (the engine: TTL 60 s, renewed every 20 s), so a
+//! lease outlives its holder by at most the TTL: a holder on another machine that died is taken
+//! over once its lease expired. A holder on this host that no longer exists is taken over at
+//! once ([`Store::take_lease`]), and [`Store::clean_stale_leases`] removes the rows of both.
+//!
 //! Times come from this process's clock (UTC, microseconds), on every side of a comparison:
 //! holders on different machines need clocks in sync to well under the TTL. On SQLite the
 //! timestamps are RFC 3339 text in UTC, which sorts in time order, so the comparison is exact.
@@ -29,7 +34,8 @@ use sea_orm::{
 };
 
 use crate::entity::leases;
-use crate::{Area, Store, StoreError, now};
+use crate::holder::Liveness;
+use crate::{Area, Holder, Store, StoreError, now};
 
 const TABLE: &str = "leases";
 
@@ -54,7 +60,80 @@ impl LeaseRow {
     }
 }
 
+/// The outcome of [`Store::take_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseTake {
+    /// The lease is now ours.
+    Taken,
+    /// Someone alive holds it.
+    Held(LeaseRow),
+}
+
 impl Store {
+    /// Takes the lease `name` for `me`, as [`try_acquire_lease`](Store::try_acquire_lease)
+    /// does, and also takes over a lease whose holder is a process of this host that no longer
+    /// exists (a `kill -9`'d apply must not block the next one until its lease expires).
+    /// Returns the live holder's row when someone else has it.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        me: &Holder,
+        ttl: Duration,
+    ) -> Result<LeaseTake, StoreError> {
+        let holder = me.to_string();
+        // Twice at most: once as it is, once after removing a dead holder's row.
+        for _ in 0..2 {
+            if self.try_acquire_lease(name, &holder, ttl).await? {
+                return Ok(LeaseTake::Taken);
+            }
+            let Some(row) = self.get_lease(name).await? else {
+                // Released between the two statements: try again.
+                continue;
+            };
+            let gone =
+                Holder::parse(&row.holder).is_some_and(|h| h.liveness_from(me) == Liveness::Gone);
+            if !gone {
+                return Ok(LeaseTake::Held(row));
+            }
+            tracing::info!(lease = name, holder = %row.holder, "taking over the lease of a process that has exited");
+            // Only that holder's row: if someone else took it meanwhile, this deletes nothing.
+            self.release_lease(name, &row.holder).await?;
+        }
+        if self.try_acquire_lease(name, &holder, ttl).await? {
+            return Ok(LeaseTake::Taken);
+        }
+        match self.get_lease(name).await? {
+            Some(row) => Ok(LeaseTake::Held(row)),
+            None => Err(StoreError::Invalid {
+                op: "take_lease",
+                detail: format!("the lease {name} keeps changing hands; try again"),
+            }),
+        }
+    }
+
+    /// Removes stale lease rows: expired ones, and those of processes of this host (as seen
+    /// from `me`) that no longer exist. A lease renewed or taken over meanwhile is kept (each
+    /// delete names the holder and re-checks the expiry). Returns how many were removed.
+    pub async fn clean_stale_leases(&self, me: &Holder) -> Result<u64, StoreError> {
+        const OP: &str = "clean_stale_leases";
+        let at = now();
+        let expired = leases::Entity::delete_many()
+            .filter(leases::Column::ExpiresAt.lt(at))
+            .exec(&self.db)
+            .await
+            .map_err(self.db_err(OP, TABLE))?
+            .rows_affected;
+        let mut dead = 0;
+        for row in self.list_leases().await? {
+            let gone =
+                Holder::parse(&row.holder).is_some_and(|h| h.liveness_from(me) == Liveness::Gone);
+            if gone && self.release_lease(&row.name, &row.holder).await? {
+                dead += 1;
+            }
+        }
+        Ok(expired + dead)
+    }
+
     /// Takes the lease `name` for `holder` until now + `ttl`, if it is free, already held by
     /// `holder` (then this renews it, keeping `acquired_at`) or expired (a takeover). Returns
     /// false, changing nothing, when another holder has it. One atomic statement: of any number

@@ -2,8 +2,10 @@
 //! state snapshots, the audit log, encrypted secrets, leases and system events, in SQLite (the
 //! default, one file) or PostgreSQL.
 //!
-//! [`Store::open`] connects, brings the schema up to date (the migrations in `migrations/`) and
-//! loads the database's instance id. Every method is one statement or one transaction: a
+//! [`Store::open`] connects (creating a SQLite file, mode 0600, if missing), brings the schema up
+//! to date (the migrations in `migrations/`) and loads the database's instance id;
+//! [`Store::open_existing`] does the same but refuses to create a database, for commands that
+//! only read. Every method is one statement or one transaction: a
 //! failure leaves the database as it was. Values that come from the database are checked and a
 //! bad one is an error ([`StoreError::Corrupt`]), never a panic.
 //!
@@ -22,6 +24,7 @@ mod desired;
 pub mod entity;
 mod error;
 mod events;
+mod holder;
 mod leases;
 mod observed;
 mod secrets;
@@ -29,7 +32,7 @@ mod servers;
 mod tasks;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -47,9 +50,10 @@ pub use containers::{ContainerRecord, ContainerRow};
 pub use desired::{DesiredRecord, DesiredRow, RecordOutcome, SourceInfo};
 pub use error::{AuditBreak, StoreError, redact_url};
 pub use events::{EventFilter, EventRow, NewEvent, Severity};
-pub use leases::LeaseRow;
+pub use holder::{Holder, Liveness};
+pub use leases::{LeaseRow, LeaseTake};
 pub use observed::{ChangeType, ObservedRow, SnapshotRow};
-pub use secrets::{SecretInfo, StoredSecret};
+pub use secrets::{SealedRef, SecretInfo, StoredSecret};
 pub use servers::{
     Preparation, PreparationId, PreparationStep, ServerCredential, ServerRecord, StepId,
 };
@@ -132,14 +136,39 @@ impl fmt::Debug for Store {
     }
 }
 
+/// Whether [`Store::open_with`] may create the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create a SQLite file (mode 0600) and its directory if missing: `init`, `apply`,
+    /// `secret set`, the daemon.
+    CreateIfMissing,
+    /// The database must exist: commands that only read. (A PostgreSQL database is never
+    /// created by ballast, so this changes nothing there.)
+    MustExist,
+}
+
 impl Store {
     /// Opens the database at `url` (`sqlite://PATH`, `sqlite::memory:` or `postgres://…`),
-    /// creating a SQLite file and its directory if missing, runs pending migrations and loads
-    /// (or on first open creates) the instance id.
+    /// creating a SQLite file (mode 0600) and its directory if missing, runs pending migrations
+    /// and loads (or on first open creates) the instance id.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, OpenMode::CreateIfMissing).await
+    }
+
+    /// Opens an existing database: a SQLite file that does not exist is an error naming the
+    /// path (and saying that `ballast init` creates it), and nothing is created.
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, OpenMode::MustExist).await
+    }
+
+    /// [`Store::open`] or [`Store::open_existing`], by `mode`.
+    pub async fn open_with(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         let shown = redact_url(url);
+        let mut sqlite_file = None;
         let (backend, options) = if url.starts_with("sqlite:") {
-            (Backend::Sqlite, sqlite_options(url, &shown)?)
+            let (options, file) = sqlite_options(url, &shown, mode)?;
+            sqlite_file = file;
+            (Backend::Sqlite, options)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut options = ConnectOptions::new(url);
             options
@@ -165,6 +194,9 @@ impl Store {
             instance_id: String::new(),
         };
         store.migrate().await?;
+        if let Some(file) = &sqlite_file {
+            make_sidecars_private(file);
+        }
         store.instance_id = store.load_instance_id().await?;
         tracing::debug!(url = %store.url, instance_id = %store.instance_id, "store opened");
         Ok(store)
@@ -237,6 +269,7 @@ impl Store {
                     id: Set(1),
                     instance_id: Set(id.clone()),
                     created_at: Set(now()),
+                    key_id: Set(None),
                 })
                 .exec_without_returning(&txn)
                 .await
@@ -251,6 +284,13 @@ impl Store {
     /// Starts a transaction that will write: `BEGIN IMMEDIATE` on SQLite, plus the area's
     /// advisory lock on PostgreSQL.
     async fn begin_write(&self, area: Area) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_write_areas(&[area]).await
+    }
+
+    /// [`begin_write`](Store::begin_write) for a transaction that spans several areas (a
+    /// secret and its audit row). Locks are taken in the order of `Area`'s values, so two
+    /// such transactions never deadlock.
+    async fn begin_write_areas(&self, areas: &[Area]) -> Result<DatabaseTransaction, DbErr> {
         let txn = self
             .db
             .begin_with_options(TransactionOptions {
@@ -259,12 +299,17 @@ impl Store {
             })
             .await?;
         if self.backend == Backend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [(area as i64).into()],
-            ))
-            .await?;
+            let mut keys: Vec<i64> = areas.iter().map(|a| *a as i64).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [key.into()],
+                ))
+                .await?;
+            }
         }
         Ok(txn)
     }
@@ -305,10 +350,18 @@ impl Store {
     }
 }
 
-/// Connect options for a SQLite URL: create the file (and its directory) if missing, WAL so
-/// readers do not block the writer, and a busy timeout so writers from several processes
-/// queue instead of failing.
-fn sqlite_options(url: &str, shown: &str) -> Result<ConnectOptions, StoreError> {
+/// Connect options for a SQLite URL: WAL so readers do not block the writer, and a busy
+/// timeout so writers from several processes queue instead of failing. With
+/// [`OpenMode::CreateIfMissing`] a missing file (and its directory) is created, the file with
+/// mode 0600 before SQLite opens it: it holds sealed credentials and the audit trail, and
+/// SQLite gives its `-wal` and `-shm` files the database file's mode. With
+/// [`OpenMode::MustExist`] a missing file is an error and nothing is created. Returns the
+/// file's path too (None in memory).
+fn sqlite_options(
+    url: &str,
+    shown: &str,
+    mode: OpenMode,
+) -> Result<(ConnectOptions, Option<PathBuf>), StoreError> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -318,19 +371,38 @@ fn sqlite_options(url: &str, shown: &str) -> Result<ConnectOptions, StoreError> 
         || path_part == ":memory:"
         || params.split('&').any(|p| p == "mode=memory");
 
+    let mut file = None;
     if !in_memory {
         let parsed: sea_orm::sqlx::sqlite::SqliteConnectOptions =
             url.parse().map_err(|_| StoreError::UnsupportedUrl {
                 url: shown.to_string(),
             })?;
-        let path = parsed.get_filename();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_dir(dir).map_err(|error| StoreError::CreateDir {
-                url: shown.to_string(),
-                path: dir.to_path_buf(),
-                error,
-            })?;
+        let path = parsed.get_filename().to_path_buf();
+        match mode {
+            OpenMode::MustExist => {
+                if !path.is_file() {
+                    return Err(StoreError::NoDatabase {
+                        url: shown.to_string(),
+                        path,
+                    });
+                }
+            }
+            OpenMode::CreateIfMissing => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    create_dir(dir).map_err(|error| StoreError::CreateDir {
+                        url: shown.to_string(),
+                        path: dir.to_path_buf(),
+                        error,
+                    })?;
+                }
+                create_private_file(&path).map_err(|error| StoreError::CreateFile {
+                    url: shown.to_string(),
+                    path: path.clone(),
+                    error,
+                })?;
+            }
         }
+        file = Some(path);
     }
 
     let mut options = ConnectOptions::new(url);
@@ -348,8 +420,9 @@ fn sqlite_options(url: &str, shown: &str) -> Result<ConnectOptions, StoreError> 
             .max_connections(4)
             .min_connections(0)
             .idle_timeout(std::time::Duration::from_secs(30));
-        options.map_sqlx_sqlite_opts(|o| {
-            o.create_if_missing(true)
+        let create = mode == OpenMode::CreateIfMissing;
+        options.map_sqlx_sqlite_opts(move |o| {
+            o.create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
                 // NORMAL is durable across application crashes in WAL mode; only an OS crash
                 // can lose the last transactions, never corrupt the file.
@@ -358,7 +431,49 @@ fn sqlite_options(url: &str, shown: &str) -> Result<ConnectOptions, StoreError> 
                 .foreign_keys(true)
         });
     }
-    Ok(options)
+    Ok((options, file))
+}
+
+/// Creates `path` empty with mode 0600 unless it exists (SQLite takes an empty file as a new
+/// database).
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `-wal` and `-shm` files of a database file that only its owner may read get the same
+/// mode: SQLite creates them with the database's mode, but ones left by an older ballast (or
+/// made under a wider umask) may be readable by others. Failing to change them is logged, not
+/// fatal: the database itself is fine.
+fn make_sidecars_private(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
+    if !private {
+        return;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        let sidecar = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&sidecar) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0
+            && let Err(error) =
+                std::fs::set_permissions(&sidecar, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(file = %sidecar.display(), %error, "cannot make the database's side file private");
+        }
+    }
 }
 
 fn create_dir(dir: &Path) -> std::io::Result<()> {

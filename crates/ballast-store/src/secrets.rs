@@ -1,16 +1,21 @@
 //! Secrets, as ciphertext only: the store takes and returns [`Sealed`] values and never sees a
 //! key or a plaintext. Each set gives the secret a new version (a UUID), which lets consumers
 //! notice that a value changed without decrypting it.
+//!
+//! Setting, removing and re-encrypting secrets append an audit row in the same transaction
+//! (the secret's name, version and key id; never a value). `store_meta.key_id` records which
+//! key seals this store's values, so a command about to create a key can see that the store
+//! already depends on another one ([`Store::sealed_refs`] names what that key opens).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use ballast_secrets::Sealed;
 
-use crate::entity::secrets;
-use crate::{Area, Store, StoreError, now};
+use crate::entity::{secrets, server_credentials, store_meta};
+use crate::{Area, ServerCredential, Store, StoreError, audit, now};
 
 const TABLE: &str = "secrets";
 
@@ -35,10 +40,24 @@ pub struct SecretInfo {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A value sealed by this store's key: a secret, or a server credential (named
+/// `server/<server>/<purpose>`), with the id of the key that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRef {
+    pub name: String,
+    pub key_id: String,
+}
+
 impl Store {
-    /// Stores (or replaces) a sealed secret under `name`, with a new version. Returns the
-    /// version.
-    pub async fn put_secret(&self, name: &str, sealed: &Sealed) -> Result<Uuid, StoreError> {
+    /// Stores (or replaces) a sealed secret under `name`, with a new version, and appends an
+    /// audit row (`secret set`, by `actor`: name, version and key id) in the same transaction.
+    /// Returns the version.
+    pub async fn put_secret(
+        &self,
+        name: &str,
+        sealed: &Sealed,
+        actor: &str,
+    ) -> Result<Uuid, StoreError> {
         const OP: &str = "put_secret";
         if name.is_empty() {
             return Err(StoreError::Invalid {
@@ -46,6 +65,11 @@ impl Store {
                 detail: "a secret needs a name".to_string(),
             });
         }
+        let err = self.db_err(OP, TABLE);
+        let txn = self
+            .begin_write_areas(&[Area::Secrets, Area::Audit])
+            .await
+            .map_err(&err)?;
         let version = Uuid::now_v7();
         let at = now();
         secrets::Entity::insert(secrets::ActiveModel {
@@ -69,9 +93,17 @@ impl Store {
                 ])
                 .to_owned(),
         )
-        .exec_without_returning(&self.db)
+        .exec_without_returning(&txn)
         .await
-        .map_err(self.db_err(OP, TABLE))?;
+        .map_err(&err)?;
+        let summary = format!(
+            "secret `{name}` set: version {version}, sealed with key {}",
+            sealed.key_id
+        );
+        audit::append_in(&txn, actor, "secret set", &summary, None)
+            .await
+            .map_err(self.db_err(OP, "audit_log"))?;
+        txn.commit().await.map_err(&err)?;
         Ok(version)
     }
 
@@ -104,13 +136,131 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a secret. Returns false if there was none by that name.
-    pub async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
-        let result = secrets::Entity::delete_by_id(name.to_string())
+    /// Deletes a secret, appending an audit row (`secret rm`, by `actor`: the name and the
+    /// version removed) in the same transaction. Returns false, changing nothing, if there was
+    /// none by that name.
+    pub async fn delete_secret(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
+        const OP: &str = "delete_secret";
+        let err = self.db_err(OP, TABLE);
+        let txn = self
+            .begin_write_areas(&[Area::Secrets, Area::Audit])
+            .await
+            .map_err(&err)?;
+        let Some(row) = secrets::Entity::find_by_id(name.to_string())
+            .one(&txn)
+            .await
+            .map_err(&err)?
+        else {
+            return Ok(false);
+        };
+        secrets::Entity::delete_by_id(name.to_string())
+            .exec(&txn)
+            .await
+            .map_err(&err)?;
+        let summary = format!("secret `{name}` removed (was version {})", row.version);
+        audit::append_in(&txn, actor, "secret rm", &summary, None)
+            .await
+            .map_err(self.db_err(OP, "audit_log"))?;
+        txn.commit().await.map_err(&err)?;
+        Ok(true)
+    }
+
+    /// The id of the key that seals this store's values, as recorded on first use.
+    pub async fn recorded_key_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(store_meta::Entity::find_by_id(1)
+            .one(&self.db)
+            .await
+            .map_err(self.db_err("recorded_key_id", "store_meta"))?
+            .and_then(|row| row.key_id))
+    }
+
+    /// Records `key_id` as this store's key if none is recorded yet (compare-and-set: of two
+    /// processes recording different keys, the first wins). Returns the id recorded now,
+    /// which is another one if the store already had one.
+    pub async fn record_key_id(&self, key_id: &str) -> Result<String, StoreError> {
+        const OP: &str = "record_key_id";
+        store_meta::Entity::update_many()
+            .col_expr(store_meta::Column::KeyId, Expr::value(Some(key_id)))
+            .filter(store_meta::Column::Id.eq(1))
+            .filter(store_meta::Column::KeyId.is_null())
             .exec(&self.db)
             .await
-            .map_err(self.db_err("delete_secret", TABLE))?;
-        Ok(result.rows_affected > 0)
+            .map_err(self.db_err(OP, "store_meta"))?;
+        self.recorded_key_id()
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                op: OP,
+                what: "the store_meta row".to_string(),
+            })
+    }
+
+    /// Makes `key_id` this store's key, replacing the one recorded (`secret set --new-key`
+    /// after the key file was lost), with an audit row (`secret new-key`, by `actor`) naming
+    /// the values sealed with another key, which can no longer be read.
+    pub async fn replace_key_id(&self, key_id: &str, actor: &str) -> Result<(), StoreError> {
+        const OP: &str = "replace_key_id";
+        let orphaned: Vec<String> = self
+            .sealed_refs()
+            .await?
+            .into_iter()
+            .filter(|r| r.key_id != key_id)
+            .map(|r| r.name)
+            .collect();
+        let err = self.db_err(OP, "store_meta");
+        let txn = self
+            .begin_write_areas(&[Area::Meta, Area::Audit])
+            .await
+            .map_err(&err)?;
+        let previous = store_meta::Entity::find_by_id(1)
+            .one(&txn)
+            .await
+            .map_err(&err)?
+            .and_then(|row| row.key_id);
+        store_meta::Entity::update_many()
+            .col_expr(store_meta::Column::KeyId, Expr::value(Some(key_id)))
+            .filter(store_meta::Column::Id.eq(1))
+            .exec(&txn)
+            .await
+            .map_err(&err)?;
+        let summary = format!(
+            "new key {key_id} replaces key {}; {} value(s) sealed with another key can no longer be read{}",
+            previous.as_deref().unwrap_or("(none recorded)"),
+            orphaned.len(),
+            if orphaned.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", orphaned.join(", "))
+            }
+        );
+        audit::append_in(&txn, actor, "secret new-key", &summary, None)
+            .await
+            .map_err(self.db_err(OP, "audit_log"))?;
+        txn.commit().await.map_err(&err)
+    }
+
+    /// Every sealed value (secrets by name, then server credentials as
+    /// `server/<server>/<purpose>`) with the id of the key that sealed it; no ciphertext.
+    pub async fn sealed_refs(&self) -> Result<Vec<SealedRef>, StoreError> {
+        let mut out: Vec<SealedRef> = self
+            .list_secrets()
+            .await?
+            .into_iter()
+            .map(|s| SealedRef {
+                name: s.name,
+                key_id: s.key_id,
+            })
+            .collect();
+        let credentials = server_credentials::Entity::find()
+            .order_by_asc(server_credentials::Column::Server)
+            .order_by_asc(server_credentials::Column::Purpose)
+            .all(&self.db)
+            .await
+            .map_err(self.db_err("sealed_refs", "server_credentials"))?;
+        out.extend(credentials.into_iter().map(|c| SealedRef {
+            name: ServerCredential::associated_data(&c.server, &c.purpose),
+            key_id: c.key_id,
+        }));
+        Ok(out)
     }
 
     /// Re-encrypts every secret with `f` (for `ballast secret rotate-key`) in one transaction:
@@ -119,16 +269,29 @@ impl Store {
     /// re-encrypted too, in the same transaction: `f` sees each as a secret named
     /// `server/<server>/<purpose>`, the name it was sealed under
     /// ([`ServerCredential::associated_data`](crate::ServerCredential::associated_data)).
-    /// Returns the number of secrets and credentials re-encrypted.
+    /// The same transaction records `new_key_id` as the store's key and appends an audit row
+    /// (`secret rotate-key`, by `actor`). Returns the number of secrets and credentials
+    /// re-encrypted.
     pub async fn rewrap_secrets<E>(
         &self,
+        new_key_id: &str,
+        actor: &str,
         f: impl Fn(&StoredSecret) -> Result<Sealed, E> + Send + Sync,
     ) -> Result<usize, StoreError>
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let err = self.db_err("rewrap_secrets", TABLE);
-        let txn = self.begin_write(Area::Secrets).await.map_err(&err)?;
+        const OP: &str = "rewrap_secrets";
+        let err = self.db_err(OP, TABLE);
+        let txn = self
+            .begin_write_areas(&[Area::Meta, Area::Secrets, Area::Audit])
+            .await
+            .map_err(&err)?;
+        let previous = store_meta::Entity::find_by_id(1)
+            .one(&txn)
+            .await
+            .map_err(&err)?
+            .and_then(|row| row.key_id);
         let rows = secrets::Entity::find()
             .order_by_asc(secrets::Column::Name)
             .all(&txn)
@@ -156,6 +319,19 @@ impl Store {
             .map_err(&err)?;
         }
         let credentials = self.rewrap_server_credentials(&txn, &f, at).await?;
+        store_meta::Entity::update_many()
+            .col_expr(store_meta::Column::KeyId, Expr::value(Some(new_key_id)))
+            .filter(store_meta::Column::Id.eq(1))
+            .exec(&txn)
+            .await
+            .map_err(self.db_err(OP, "store_meta"))?;
+        let summary = format!(
+            "re-encrypted {count} secret(s) and {credentials} server credential(s) with key {new_key_id} (was {})",
+            previous.as_deref().unwrap_or("not recorded")
+        );
+        audit::append_in(&txn, actor, "secret rotate-key", &summary, None)
+            .await
+            .map_err(self.db_err(OP, "audit_log"))?;
         txn.commit().await.map_err(&err)?;
         Ok(count + credentials)
     }

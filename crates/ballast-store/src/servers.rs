@@ -38,7 +38,8 @@ use uuid::Uuid;
 use ballast_secrets::Sealed;
 
 use crate::entity::{preparation_logs, server_credentials, server_preparations, servers};
-use crate::{Store, StoreError, StoredSecret, now};
+use crate::holder::abandoned;
+use crate::{Holder, Key, Store, StoreError, StoredSecret, now};
 
 const SERVERS: &str = "servers";
 const CREDENTIALS: &str = "server_credentials";
@@ -537,12 +538,14 @@ impl Store {
         Ok(())
     }
 
-    /// Records the start of a preparation of `server` (`running`, started now). `attempt`
-    /// counts the tries of the same preparation (1 for the first).
+    /// Records the start of a preparation of `server` (`running`, started now) by `owner`, the
+    /// process running it. `attempt` counts the tries of the same preparation (1 for the
+    /// first).
     pub async fn start_preparation(
         &self,
         server: &str,
         attempt: u32,
+        owner: &Holder,
     ) -> Result<PreparationId, StoreError> {
         const OP: &str = "start_preparation";
         not_empty(OP, "server name", server)?;
@@ -556,6 +559,7 @@ impl Store {
             attempt: Set(attempt),
             started_at: Set(now()),
             finished_at: Set(None),
+            owner: Set(Some(owner.to_string())),
         })
         .exec_without_returning(&self.db)
         .await
@@ -777,29 +781,46 @@ impl Store {
             .collect()
     }
 
-    /// Marks every `running` preparation `interrupted` (and its running steps `failed`), as
-    /// ballast does at start-up: a preparation found running then was cut short by a stop or
-    /// crash. Returns how many were marked. Only call it when no other ballast process can be
-    /// preparing a server on this database (its running preparations would be marked too).
-    pub async fn mark_preparations_interrupted(&self) -> Result<u64, StoreError> {
+    /// Marks `interrupted` (and its running steps `failed`) every `running` preparation whose
+    /// owner is gone, as seen from `me` (the rule of
+    /// [`interrupt_abandoned_tasks`](Store::interrupt_abandoned_tasks), with the lease
+    /// `Server/NAME`): a preparation found running then was cut short by a stop or crash.
+    /// Preparations of owners that still run are left alone. Returns how many were marked.
+    pub async fn mark_preparations_interrupted(&self, me: &Holder) -> Result<u64, StoreError> {
         const OP: &str = "mark_preparations_interrupted";
         let err = self.db_err(OP, PREPARATIONS);
+        let leases: HashMap<String, crate::LeaseRow> = self
+            .list_leases()
+            .await?
+            .into_iter()
+            .map(|l| (l.name.clone(), l))
+            .collect();
         let txn = self.begin_server_write().await.map_err(&err)?;
         use server_preparations::Column as C;
         // Locked first, so a step cannot start between the two updates.
-        let ids: Vec<String> = server_preparations::Entity::find()
+        let running: Vec<(String, String, Option<String>)> = server_preparations::Entity::find()
             .select_only()
             .column(C::Id)
+            .column(C::Server)
+            .column(C::Owner)
             .filter(C::Status.eq(RUNNING))
             .lock_exclusive()
             .into_tuple()
             .all(&txn)
             .await
             .map_err(&err)?;
+        let at = now();
+        let ids: Vec<String> = running
+            .into_iter()
+            .filter(|(_, server, owner)| {
+                let lease = leases.get(&Key::new("Server", server.clone()).to_string());
+                abandoned(owner.as_deref(), lease, me, at)
+            })
+            .map(|(id, _, _)| id)
+            .collect();
         if ids.is_empty() {
             return Ok(0);
         }
-        let at = now();
         close_running_steps(&txn, &ids, Some(INTERRUPTED_STEP), at)
             .await
             .map_err(self.db_err(OP, LOGS))?;

@@ -1,7 +1,8 @@
-//! Tasks: every step ballast applies, with its status, attempts and log. Status changes are
-//! compare-and-set (`UPDATE … WHERE status = …`), so two processes can never both start or
-//! finish one task. A task found `running` after a crash is marked `interrupted` and its
-//! resource re-observed; it is never replayed blind.
+//! Tasks: every step ballast applies, with its status, attempts, log and owner (the process
+//! running it). Status changes are compare-and-set (`UPDATE … WHERE status = …`), so two
+//! processes can never both start or finish one task. A task left `running` by an owner that
+//! is gone ([`crate::holder`] says how that is told) is marked `interrupted` and its resource
+//! re-observed; it is never replayed blind, and a task whose owner still runs is never touched.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,7 +13,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use uuid::Uuid;
 
 use crate::entity::tasks;
-use crate::{Store, StoreError, now};
+use crate::holder::abandoned;
+use crate::{Holder, Key, Store, StoreError, now};
 
 const TABLE: &str = "tasks";
 
@@ -107,6 +109,9 @@ pub struct TaskRow {
     /// Log lines, each ending in a newline.
     pub log: String,
     pub created_at: DateTime<Utc>,
+    /// The process that runs or ran it (`ROLE PID@HOST`); none on rows from before owners
+    /// were recorded.
+    pub owner: Option<String>,
 }
 
 /// Which tasks [`Store::list_tasks`] returns.
@@ -121,12 +126,13 @@ pub struct TaskFilter {
 }
 
 impl Store {
-    /// Records a new `pending` task.
+    /// Records a new `pending` task of `owner`, the process that will run it.
     pub async fn create_task(
         &self,
         kind: &str,
         name: &str,
         action: &str,
+        owner: &Holder,
     ) -> Result<TaskId, StoreError> {
         let id = Uuid::now_v7();
         tasks::Entity::insert(tasks::ActiveModel {
@@ -142,6 +148,7 @@ impl Store {
             error: Set(None),
             log: Set(String::new()),
             created_at: Set(now()),
+            owner: Set(Some(owner.to_string())),
         })
         .exec_without_returning(&self.db)
         .await
@@ -318,6 +325,44 @@ impl Store {
             .collect()
     }
 
+    /// Marks `interrupted` every `running` task whose owner is gone, as seen from `me`: a
+    /// process of this host that no longer exists, or one elsewhere (or unrecorded) that no
+    /// longer holds a live lease on the task's resource (`KIND/NAME`). Tasks of owners that
+    /// still run, `me` included, are left alone. `note` says what was found of each task's
+    /// resource; it is appended to the log and recorded as the error. Returns the tasks
+    /// marked. A task that finished between the look and the mark is skipped.
+    pub async fn interrupt_abandoned_tasks(
+        &self,
+        me: &Holder,
+        note: impl Fn(&TaskRow) -> String,
+    ) -> Result<Vec<TaskRow>, StoreError> {
+        let running = self.running_tasks().await?;
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        let leases: std::collections::HashMap<String, crate::LeaseRow> = self
+            .list_leases()
+            .await?
+            .into_iter()
+            .map(|l| (l.name.clone(), l))
+            .collect();
+        let at = now();
+        let mut marked = Vec::new();
+        for task in running {
+            let lease = leases.get(&Key::new(task.kind.clone(), task.name.clone()).to_string());
+            if !abandoned(task.owner.as_deref(), lease, me, at) {
+                continue;
+            }
+            match self.mark_interrupted(&task.id, &note(&task)).await {
+                Ok(()) => marked.push(task),
+                // It finished (or someone else marked it) since the look: nothing to do.
+                Err(StoreError::Invalid { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(marked)
+    }
+
     /// The error for a compare-and-set that matched no row: the task is missing, or it is not
     /// in the state the operation needs.
     async fn task_not_in_state(&self, op: &'static str, id: &TaskId, needed: &str) -> StoreError {
@@ -351,6 +396,7 @@ impl Store {
             error: row.error,
             log: row.log,
             created_at: row.created_at,
+            owner: row.owner,
         })
     }
 }

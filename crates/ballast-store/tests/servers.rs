@@ -7,11 +7,21 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ballast_secrets::{Sealed, SecretError, SecretKey};
-use ballast_store::{ServerCredential, ServerRecord, Store, StoreError, StoredSecret};
+use ballast_store::{Holder, ServerCredential, ServerRecord, Store, StoreError, StoredSecret};
 use chrono::{SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
 /// A store under test, with what the test needs to reach behind its back.
+/// This test process, as the owner of what it starts.
+fn me() -> Holder {
+    Holder::new("test", std::process::id(), "test-host")
+}
+
+/// A process of this host that no longer exists (no pid is this large).
+fn dead_here() -> Holder {
+    Holder::new("apply", 4_294_967, "test-host")
+}
+
 struct Db {
     store: Store,
     url: String,
@@ -230,7 +240,7 @@ async fn server_status_and_delete(db: Db) {
     s.put_server_credential("other", "key", "file:/k", &key.encrypt("x", b"k"), None)
         .await
         .expect("credential");
-    let prep = s.start_preparation("web", 1).await.expect("prep");
+    let prep = s.start_preparation("web", 1, &me()).await.expect("prep");
     s.finish_preparation(&prep, Ok(())).await.expect("finish");
     s.delete_server("web").await.expect("delete");
     assert!(s.get_server("web").await.expect("get").is_none());
@@ -551,7 +561,7 @@ async fn preparations_with_steps_newest_first(db: Db) {
             .is_empty()
     );
 
-    let first = s.start_preparation("nas01", 1).await.expect("start");
+    let first = s.start_preparation("nas01", 1, &me()).await.expect("start");
     let detect = s
         .start_preparation_step(&first, "detect-os", "detecting the OS")
         .await
@@ -570,7 +580,7 @@ async fn preparations_with_steps_newest_first(db: Db) {
         .await
         .expect("finish");
 
-    let second = s.start_preparation("nas01", 2).await.expect("start");
+    let second = s.start_preparation("nas01", 2, &me()).await.expect("start");
     for step in ["detect-os", "refresh-index", "install-packages"] {
         let id = s
             .start_preparation_step(&second, step, step)
@@ -593,7 +603,9 @@ async fn preparations_with_steps_newest_first(db: Db) {
         .expect("step");
     s.finish_preparation(&second, Ok(())).await.expect("finish");
     // Another server's history is separate.
-    s.start_preparation("web", 1).await.expect("start web");
+    s.start_preparation("web", 1, &me())
+        .await
+        .expect("start web");
 
     let list = s.list_preparations("nas01", 10).await.expect("list");
     assert_eq!(
@@ -710,7 +722,7 @@ async fn concurrent_steps_get_distinct_seqs(db: Db) {
         Store::open(&db.url).await.expect("second store"),
     ];
     let prep = stores[0]
-        .start_preparation("nas01", 1)
+        .start_preparation("nas01", 1, &me())
         .await
         .expect("start");
     let barrier = Arc::new(tokio::sync::Barrier::new(10));
@@ -736,8 +748,14 @@ async fn concurrent_steps_get_distinct_seqs(db: Db) {
 
 async fn running_preparations_are_marked_interrupted(db: Db) {
     let s = &db.store;
-    assert_eq!(s.mark_preparations_interrupted().await.expect("mark"), 0);
-    let done = s.start_preparation("nas01", 1).await.expect("start");
+    assert_eq!(
+        s.mark_preparations_interrupted(&me()).await.expect("mark"),
+        0
+    );
+    let done = s
+        .start_preparation("nas01", 1, &dead_here())
+        .await
+        .expect("start");
     let done_step = s
         .start_preparation_step(&done, "detect-os", "detecting")
         .await
@@ -747,7 +765,11 @@ async fn running_preparations_are_marked_interrupted(db: Db) {
         .expect("finish step");
     s.finish_preparation(&done, Ok(())).await.expect("finish");
 
-    let cut = s.start_preparation("nas01", 2).await.expect("start");
+    // Cut short: its owner, a process of this host, is gone.
+    let cut = s
+        .start_preparation("nas01", 2, &dead_here())
+        .await
+        .expect("start");
     let ok_step = s
         .start_preparation_step(&cut, "detect-os", "detecting")
         .await
@@ -758,10 +780,29 @@ async fn running_preparations_are_marked_interrupted(db: Db) {
     s.start_preparation_step(&cut, "install-docker", "installing docker.io")
         .await
         .expect("step");
-    let other = s.start_preparation("web", 1).await.expect("start");
+    // Owned by a process on another host whose lease on the server has lapsed: gone too.
+    let lapsed = Holder::new("daemon", 7, "host-b");
+    let other = s.start_preparation("web", 1, &lapsed).await.expect("start");
+    // Still running elsewhere: a process on another host that holds the server's lease, and
+    // this process itself.
+    let alive = Holder::new("daemon", 8, "host-c");
+    assert!(
+        s.try_acquire_lease(
+            "Server/db",
+            &alive.to_string(),
+            std::time::Duration::from_secs(60)
+        )
+        .await
+        .expect("lease")
+    );
+    let remote = s.start_preparation("db", 1, &alive).await.expect("start");
+    let mine = s.start_preparation("cache", 1, &me()).await.expect("start");
 
     // A restart: what was running was cut short.
-    assert_eq!(s.mark_preparations_interrupted().await.expect("mark"), 2);
+    assert_eq!(
+        s.mark_preparations_interrupted(&me()).await.expect("mark"),
+        2
+    );
     let list = s.list_preparations("nas01", 10).await.expect("list");
     let (cut_row, done_row) = (&list[0], &list[1]);
     assert_eq!(cut_row.id, cut);
@@ -788,9 +829,27 @@ async fn running_preparations_are_marked_interrupted(db: Db) {
     let web = s.list_preparations("web", 10).await.expect("list");
     assert_eq!((web[0].id, web[0].status.as_str()), (other, "interrupted"));
 
-    assert_eq!(s.mark_preparations_interrupted().await.expect("again"), 0);
+    for (server, id) in [("db", remote), ("cache", mine)] {
+        let list = s.list_preparations(server, 10).await.expect("list");
+        assert_eq!(
+            (list[0].id, list[0].status.as_str()),
+            (id, "running"),
+            "a live owner's preparation is left alone"
+        );
+    }
+
+    assert_eq!(
+        s.mark_preparations_interrupted(&me()).await.expect("again"),
+        0
+    );
     let err = s.finish_preparation(&cut, Ok(())).await.expect_err("late");
     assert!(err.to_string().contains("is interrupted"), "{err}");
+    s.finish_preparation(&remote, Ok(()))
+        .await
+        .expect("the live owner finishes");
+    s.finish_preparation(&mine, Ok(()))
+        .await
+        .expect("this process finishes");
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -801,9 +860,13 @@ async fn rewrap_covers_server_credentials(db: Db) {
     let s = &db.store;
     let old = SecretKey::generate();
     let new = SecretKey::generate();
-    s.put_secret("registry-token", &old.encrypt("registry-token", b"tok"))
-        .await
-        .expect("secret");
+    s.put_secret(
+        "registry-token",
+        &old.encrypt("registry-token", b"tok"),
+        "alice",
+    )
+    .await
+    .expect("secret");
     for (server, purpose) in [
         ("nas01", "key"),
         ("nas01", "passphrase"),
@@ -828,7 +891,7 @@ async fn rewrap_covers_server_credentials(db: Db) {
 
     // Failing on a credential rolls back the secrets re-encrypted before it too.
     let err = s
-        .rewrap_secrets(|secret| {
+        .rewrap_secrets("k-new", "alice", |secret| {
             if secret.name == "server/nas01/passphrase" {
                 return Err(RewrapFailed(secret.name.clone()));
             }
@@ -852,7 +915,7 @@ async fn rewrap_covers_server_credentials(db: Db) {
     // The form `ballast secret rotate-key` uses: decrypt with the name as associated data.
     let seen = Mutex::new(Vec::new());
     let count = s
-        .rewrap_secrets(rotate(&seen, &old, &new))
+        .rewrap_secrets("k-new", "alice", rotate(&seen, &old, &new))
         .await
         .expect("rewrap");
     assert_eq!(count, 4, "one secret and three credentials");
@@ -897,7 +960,7 @@ async fn rewrap_covers_server_credentials(db: Db) {
 
     // Versions are stable: a second rotation sees the same ones.
     let newer = SecretKey::generate();
-    s.rewrap_secrets(rotate(&seen, &new, &newer))
+    s.rewrap_secrets("k-new", "alice", rotate(&seen, &new, &newer))
         .await
         .expect("rewrap again");
     assert_eq!(*seen.lock().expect("lock"), first_pass);

@@ -8,11 +8,21 @@ use std::time::{Duration, Instant};
 
 use ballast_secrets::{Sealed, SecretKey};
 use ballast_store::{
-    ChangeType, ContainerRecord, DesiredRecord, EventFilter, Key, NewEvent, Severity, SourceInfo,
-    Store, StoreError, TaskFilter, TaskId, TaskStatus,
+    ChangeType, ContainerRecord, DesiredRecord, EventFilter, Holder, Key, LeaseTake, NewEvent,
+    OpenMode, Severity, SourceInfo, Store, StoreError, TaskFilter, TaskId, TaskStatus,
 };
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
+
+/// This test process, as the owner of what it starts.
+fn me() -> Holder {
+    Holder::new("test", std::process::id(), "host-a")
+}
+
+/// A process of this host that no longer exists (no pid is this large).
+fn dead_here() -> Holder {
+    Holder::new("apply", 4_294_967, "host-a")
+}
 
 /// A store under test, with what the test needs to reach behind its back.
 struct Db {
@@ -94,6 +104,10 @@ on_both_backends!(
     lease_batches,
     system_events_append_and_list,
     system_events_from_two_stores_keep_one_sequence,
+    lease_renewal_keeps_another_host_out_until_it_stops,
+    stale_leases_are_cleaned,
+    recovery_touches_only_abandoned_tasks,
+    key_id_is_recorded_once_and_secret_changes_are_audited,
 );
 
 fn record(kind: &str, name: &str, hash: &str) -> DesiredRecord {
@@ -582,7 +596,10 @@ async fn containers_are_replaced_per_server(db: Db) {
 
 async fn task_lifecycle(db: Db) {
     let s = &db.store;
-    let t1 = s.create_task("App", "web", "create").await.expect("create");
+    let t1 = s
+        .create_task("App", "web", "create", &me())
+        .await
+        .expect("create");
     let task = s.get_task(&t1).await.expect("get").expect("task");
     assert_eq!((task.status, task.attempts), (TaskStatus::Pending, 0));
     assert!(task.started_at.is_none());
@@ -608,7 +625,10 @@ async fn task_lifecycle(db: Db) {
     let err = s.finish_task(&t1, Ok(())).await.expect_err("not running");
     assert!(matches!(err, StoreError::Invalid { .. }));
 
-    let t2 = s.create_task("App", "db", "update").await.expect("create");
+    let t2 = s
+        .create_task("App", "db", "update", &me())
+        .await
+        .expect("create");
     s.start_task(&t2).await.expect("start");
     s.finish_task(&t2, Err("image not found".to_string()))
         .await
@@ -625,7 +645,10 @@ async fn task_lifecycle(db: Db) {
     assert_eq!(task.status, TaskStatus::Failed);
     assert_eq!(task.error.as_deref(), Some("image not found"));
 
-    let t3 = s.create_task("App", "web", "update").await.expect("create");
+    let t3 = s
+        .create_task("App", "web", "update", &me())
+        .await
+        .expect("create");
     s.start_task(&t3).await.expect("start");
     s.append_task_log(&t3, "stopping old container")
         .await
@@ -789,7 +812,10 @@ async fn secrets_are_stored_as_ciphertext(db: Db) {
     let key = SecretKey::generate();
     let plaintext = "correct-horse-battery-staple-4711";
     let sealed = key.encrypt("db-password", plaintext.as_bytes());
-    let v1 = s.put_secret("db-password", &sealed).await.expect("put");
+    let v1 = s
+        .put_secret("db-password", &sealed, "alice")
+        .await
+        .expect("put");
 
     let stored = s
         .get_secret("db-password")
@@ -803,7 +829,7 @@ async fn secrets_are_stored_as_ciphertext(db: Db) {
 
     let sealed2 = key.encrypt("db-password", b"another value");
     let v2 = s
-        .put_secret("db-password", &sealed2)
+        .put_secret("db-password", &sealed2, "alice")
         .await
         .expect("put again");
     assert_ne!(v1, v2);
@@ -815,9 +841,13 @@ async fn secrets_are_stored_as_ciphertext(db: Db) {
     assert_eq!(stored2.version, v2);
     assert_eq!(stored2.created_at, stored.created_at);
     assert_eq!(stored2.sealed, sealed2);
-    s.put_secret("api-token", &key.encrypt("api-token", plaintext.as_bytes()))
-        .await
-        .expect("put");
+    s.put_secret(
+        "api-token",
+        &key.encrypt("api-token", plaintext.as_bytes()),
+        "alice",
+    )
+    .await
+    .expect("put");
 
     let listed = s.list_secrets().await.expect("list");
     let names: Vec<&str> = listed.iter().map(|i| i.name.as_str()).collect();
@@ -869,8 +899,12 @@ async fn secrets_are_stored_as_ciphertext(db: Db) {
     }
     raw.close().await.expect("close");
 
-    assert!(s.delete_secret("api-token").await.expect("delete"));
-    assert!(!s.delete_secret("api-token").await.expect("delete again"));
+    assert!(s.delete_secret("api-token", "alice").await.expect("delete"));
+    assert!(
+        !s.delete_secret("api-token", "alice")
+            .await
+            .expect("delete again")
+    );
     assert!(s.get_secret("api-token").await.expect("get").is_none());
 }
 
@@ -884,13 +918,13 @@ async fn rewrap_is_all_or_nothing(db: Db) {
     let new = SecretKey::generate();
     for name in ["a", "b", "c"] {
         let sealed = old.encrypt(name, format!("value of {name}").as_bytes());
-        s.put_secret(name, &sealed).await.expect("put");
+        s.put_secret(name, &sealed, "alice").await.expect("put");
     }
     let before: Vec<_> = secrets_snapshot(s).await;
 
     // Fails on the second secret: nothing may change, not even the first.
     let err = s
-        .rewrap_secrets(|secret| {
+        .rewrap_secrets("k-new", "alice", |secret| {
             if secret.name == "b" {
                 return Err(RewrapFailed(secret.name.clone()));
             }
@@ -910,7 +944,7 @@ async fn rewrap_is_all_or_nothing(db: Db) {
     // A decrypt error from ballast-secrets is accepted as the callback's error type as well.
     let wrong = SecretKey::generate();
     let err = s
-        .rewrap_secrets(|secret| {
+        .rewrap_secrets("k-new", "alice", |secret| {
             // The form `ballast secret rotate-key` uses: the error is a `SecretError`.
             wrong
                 .decrypt(&secret.name, &secret.sealed)
@@ -922,7 +956,7 @@ async fn rewrap_is_all_or_nothing(db: Db) {
     assert_eq!(secrets_snapshot(s).await, before);
 
     let count = s
-        .rewrap_secrets(|secret| {
+        .rewrap_secrets("k-new", "alice", |secret| {
             old.decrypt(&secret.name, &secret.sealed)
                 .map(|plain| new.encrypt(&secret.name, &plain))
         })
@@ -979,7 +1013,7 @@ async fn bad_urls_are_clear_errors_without_passwords() {
 async fn in_memory_sqlite_works() {
     let store = Store::open("sqlite::memory:").await.expect("open");
     store
-        .create_task("App", "x", "create")
+        .create_task("App", "x", "create", &me())
         .await
         .expect("write");
     assert_eq!(
@@ -1509,4 +1543,423 @@ async fn system_events_from_two_stores_keep_one_sequence(db: Db) {
         .collect();
     all.reverse();
     assert_eq!(all, expected);
+}
+
+/// Two holders on different hosts: while the first renews its lease the second is refused,
+/// however often it asks; once the first stops renewing, the second takes the lease over after
+/// the lease's duration, and the first has lost it.
+async fn lease_renewal_keeps_another_host_out_until_it_stops(db: Db) {
+    let first = Holder::new("apply", 11, "host-b");
+    let second = Holder::new("daemon", 22, "host-c");
+    let other_store = Store::open(&db.url).await.expect("second store");
+    let ttl = Duration::from_millis(600);
+    assert_eq!(
+        db.store
+            .take_lease("App/web", &first, ttl)
+            .await
+            .expect("take"),
+        LeaseTake::Taken
+    );
+
+    // The first renews every ttl/3 for three lease durations.
+    let renewer = {
+        let store = db.store.clone();
+        let holder = first.to_string();
+        tokio::spawn(async move {
+            let until = Instant::now() + ttl * 3;
+            while Instant::now() < until {
+                tokio::time::sleep(ttl / 3).await;
+                assert!(
+                    store
+                        .renew_lease("App/web", &holder, ttl)
+                        .await
+                        .expect("renew"),
+                    "the holder keeps its lease while it renews"
+                );
+            }
+        })
+    };
+    let started = Instant::now();
+    while !renewer.is_finished() {
+        match other_store
+            .take_lease("App/web", &second, ttl)
+            .await
+            .expect("take")
+        {
+            LeaseTake::Held(row) => assert_eq!(row.holder, first.to_string()),
+            LeaseTake::Taken => panic!(
+                "taken over after {:?} while its holder renews",
+                started.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    renewer.await.expect("renewer");
+
+    // The first stopped (as a holder on a machine that died): taken over after the TTL.
+    let stopped = Instant::now();
+    let taken_after = loop {
+        match other_store
+            .take_lease("App/web", &second, ttl)
+            .await
+            .expect("take")
+        {
+            LeaseTake::Taken => break stopped.elapsed(),
+            LeaseTake::Held(_) => {
+                assert!(stopped.elapsed() < ttl * 4, "never taken over");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        taken_after <= ttl + Duration::from_millis(300),
+        "taken over {taken_after:?} after the last renewal (ttl {ttl:?})"
+    );
+    let row = db
+        .store
+        .get_lease("App/web")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(row.holder, second.to_string());
+    assert!(
+        !db.store
+            .renew_lease("App/web", &first.to_string(), ttl)
+            .await
+            .expect("renew"),
+        "the first holder has lost it"
+    );
+
+    // A holder of this host that no longer exists is taken over at once, whatever its TTL; a
+    // live one (this process) is not.
+    assert!(
+        db.store
+            .try_acquire_lease("App/db", &dead_here().to_string(), LONG)
+            .await
+            .expect("acquire")
+    );
+    assert_eq!(
+        db.store
+            .take_lease("App/db", &me(), LONG)
+            .await
+            .expect("take"),
+        LeaseTake::Taken
+    );
+    let other_here = Holder::new("daemon", 4_294_966, "host-a");
+    assert!(matches!(
+        db.store.take_lease("App/db", &other_here, LONG).await.expect("take"),
+        LeaseTake::Held(row) if row.holder == me().to_string()
+    ));
+}
+
+async fn stale_leases_are_cleaned(db: Db) {
+    let s = &db.store;
+    let short = Duration::from_millis(1);
+    let remote_live = Holder::new("daemon", 5, "host-b").to_string();
+    let remote_lapsed = Holder::new("daemon", 6, "host-c").to_string();
+    for (name, holder, ttl) in [
+        ("App/mine", me().to_string(), LONG),
+        ("App/remote", remote_live.clone(), LONG),
+        ("App/lapsed", remote_lapsed, short),
+        ("App/dead", dead_here().to_string(), LONG),
+        ("App/garbage", "not a holder".to_string(), short),
+    ] {
+        assert!(
+            s.try_acquire_lease(name, &holder, ttl)
+                .await
+                .expect("acquire")
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(s.clean_stale_leases(&me()).await.expect("clean"), 3);
+    let left: Vec<(String, String)> = s
+        .list_leases()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|l| (l.name, l.holder))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("App/mine".to_string(), me().to_string()),
+            ("App/remote".to_string(), remote_live),
+        ]
+    );
+    assert_eq!(s.clean_stale_leases(&me()).await.expect("again"), 0);
+}
+
+/// Recovery marks `interrupted` only the running tasks whose owner is gone: a process of this
+/// host that exited, or a process elsewhere (or unrecorded) without a live lease on the task's
+/// resource. Tasks of live owners, local or remote, are left running and finish normally.
+async fn recovery_touches_only_abandoned_tasks(db: Db) {
+    let s = &db.store;
+    let remote_live = Holder::new("daemon", 5, "host-b");
+    let remote_lapsed = Holder::new("apply", 6, "host-c");
+    let remote_no_lease = Holder::new("apply", 7, "host-d");
+    let remote_lost = Holder::new("apply", 8, "host-e");
+    assert!(
+        s.try_acquire_lease("App/remote", &remote_live.to_string(), LONG)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        s.try_acquire_lease(
+            "App/lapsed",
+            &remote_lapsed.to_string(),
+            Duration::from_millis(1)
+        )
+        .await
+        .expect("lease")
+    );
+    assert!(
+        s.try_acquire_lease("App/lost", "someone 1@host-f", LONG)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        s.try_acquire_lease("App/legacy-held", "someone 1@host-f", LONG)
+            .await
+            .expect("lease")
+    );
+    let start = |name: &'static str, owner: Holder| async move {
+        let id = s
+            .create_task("App", name, "create", &owner)
+            .await
+            .expect("create");
+        s.start_task(&id).await.expect("start");
+        id
+    };
+    let mine = start("mine", me()).await;
+    let dead = start("dead", dead_here()).await;
+    let remote = start("remote", remote_live.clone()).await;
+    let lapsed = start("lapsed", remote_lapsed).await;
+    let no_lease = start("no-lease", remote_no_lease).await;
+    let lost = start("lost", remote_lost).await;
+    let legacy = start("legacy", dead_here()).await;
+    let legacy_held = start("legacy-held", dead_here()).await;
+    let finished = s
+        .create_task("App", "done", "create", &dead_here())
+        .await
+        .expect("create");
+    s.start_task(&finished).await.expect("start");
+    s.finish_task(&finished, Ok(())).await.expect("finish");
+    // Rows from before owners were recorded.
+    raw_sql(
+        &db.url,
+        &format!("UPDATE tasks SET owner = NULL WHERE id IN ('{legacy}', '{legacy_held}')"),
+    )
+    .await;
+    assert_eq!(
+        s.get_task(&legacy).await.expect("get").expect("task").owner,
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Another process of this host recovers (a second pool on the same database).
+    let other = Store::open(&db.url).await.expect("second store");
+    let marked = other
+        .interrupt_abandoned_tasks(&me(), |t| format!("interrupted: {} was abandoned", t.name))
+        .await
+        .expect("recover");
+    let mut names: Vec<&str> = marked.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["dead", "lapsed", "legacy", "lost", "no-lease"]);
+    for id in [dead, lapsed, no_lease, lost, legacy] {
+        let task = s.get_task(&id).await.expect("get").expect("task");
+        assert_eq!(task.status, TaskStatus::Interrupted, "{}", task.name);
+        assert_eq!(
+            task.error.as_deref(),
+            Some(format!("interrupted: {} was abandoned", task.name).as_str())
+        );
+    }
+    for id in [mine, remote, legacy_held] {
+        let task = s.get_task(&id).await.expect("get").expect("task");
+        assert_eq!(
+            task.status,
+            TaskStatus::Running,
+            "{} is left alone",
+            task.name
+        );
+    }
+    assert_eq!(
+        s.get_task(&finished)
+            .await
+            .expect("get")
+            .expect("task")
+            .status,
+        TaskStatus::Succeeded
+    );
+    let task = s.get_task(&remote).await.expect("get").expect("task");
+    assert_eq!(task.owner, Some(remote_live.to_string()));
+
+    // The live owners finish their own tasks; recovery again finds nothing.
+    s.finish_task(&mine, Ok(())).await.expect("finish mine");
+    s.finish_task(&remote, Err("failed for real".to_string()))
+        .await
+        .expect("finish remote");
+    assert!(
+        other
+            .interrupt_abandoned_tasks(&me(), |_| String::new())
+            .await
+            .expect("again")
+            .is_empty()
+    );
+}
+
+async fn key_id_is_recorded_once_and_secret_changes_are_audited(db: Db) {
+    let s = &db.store;
+    assert_eq!(s.recorded_key_id().await.expect("read"), None);
+    assert_eq!(s.record_key_id("k1").await.expect("record"), "k1");
+    assert_eq!(
+        s.record_key_id("k2").await.expect("record"),
+        "k1",
+        "the first key recorded stays"
+    );
+    let again = Store::open(&db.url).await.expect("reopen");
+    assert_eq!(
+        again.recorded_key_id().await.expect("read").as_deref(),
+        Some("k1")
+    );
+
+    let key = SecretKey::generate();
+    let value = "pl41ntext-never-stored";
+    let version = s
+        .put_secret(
+            "db-password",
+            &key.encrypt("db-password", value.as_bytes()),
+            "alice",
+        )
+        .await
+        .expect("put");
+    s.put_secret("api-token", &key.encrypt("api-token", b"tok"), "alice")
+        .await
+        .expect("put");
+    let refs: Vec<(String, String)> = s
+        .sealed_refs()
+        .await
+        .expect("refs")
+        .into_iter()
+        .map(|r| (r.name, r.key_id))
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            ("api-token".to_string(), key.key_id().to_string()),
+            ("db-password".to_string(), key.key_id().to_string()),
+        ]
+    );
+    assert!(s.delete_secret("api-token", "bob").await.expect("rm"));
+    assert!(!s.delete_secret("api-token", "bob").await.expect("rm twice"));
+    let new = SecretKey::generate();
+    s.rewrap_secrets(new.key_id(), "carol", |secret| {
+        key.decrypt(&secret.name, &secret.sealed)
+            .map(|plain| new.encrypt(&secret.name, &plain))
+    })
+    .await
+    .expect("rotate");
+    assert_eq!(
+        s.recorded_key_id().await.expect("read").as_deref(),
+        Some(new.key_id())
+    );
+    s.replace_key_id("k9", "dave").await.expect("new key");
+    assert_eq!(
+        s.recorded_key_id().await.expect("read").as_deref(),
+        Some("k9")
+    );
+
+    let audit: Vec<(String, String, String)> = s
+        .list_audit(10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .rev()
+        .map(|r| (r.actor, r.action, r.summary))
+        .collect();
+    let actions: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|(actor, action, _)| (actor.as_str(), action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("alice", "secret set"),
+            ("alice", "secret set"),
+            ("bob", "secret rm"),
+            ("carol", "secret rotate-key"),
+            ("dave", "secret new-key"),
+        ]
+    );
+    assert!(
+        audit[0].2.contains("`db-password`") && audit[0].2.contains(&version.to_string()),
+        "{audit:?}"
+    );
+    assert!(audit[0].2.contains(key.key_id()), "{audit:?}");
+    assert!(audit[2].2.contains("`api-token`"), "{audit:?}");
+    assert!(
+        audit[3].2.contains(new.key_id()) && audit[3].2.contains("1 secret"),
+        "{audit:?}"
+    );
+    assert!(
+        audit[4].2.contains("db-password"),
+        "names what can no longer be read: {audit:?}"
+    );
+    assert!(audit.iter().all(|(_, _, summary)| !summary.contains(value)));
+    assert_eq!(s.verify_audit_chain().await.expect("verify"), 5);
+}
+
+#[tokio::test]
+async fn open_existing_refuses_a_missing_sqlite_file_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("typo").join("ballast.db");
+    let url = format!("sqlite://{}", file.display());
+    let err = Store::open_existing(&url).await.expect_err("must refuse");
+    assert!(matches!(err, StoreError::NoDatabase { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(message.contains("`ballast init` creates it"), "{message}");
+    assert!(!dir.path().join("typo").exists(), "nothing created");
+
+    // Once it exists, both modes open it.
+    Store::open_with(&url, OpenMode::CreateIfMissing)
+        .await
+        .expect("create");
+    Store::open_existing(&url).await.expect("open existing");
+}
+
+#[tokio::test]
+async fn new_sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state").join("ballast.db");
+    let store = Store::open(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("open");
+    store
+        .append_audit("alice", "test", "a write, so the WAL is in use", None)
+        .await
+        .expect("write");
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", file.display()));
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "{} is mode {:o}",
+            path.display(),
+            mode & 0o777
+        );
+    }
+
+    // Side files left readable by an older ballast are made private on open.
+    let wal = PathBuf::from(format!("{}-wal", file.display()));
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let _again = Store::open(&format!("sqlite://{}", file.display()))
+        .await
+        .expect("reopen");
+    let mode = std::fs::metadata(&wal).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

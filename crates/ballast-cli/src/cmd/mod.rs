@@ -128,8 +128,15 @@ pub fn load(ctx: &Context) -> anyhow::Result<DesiredSet> {
 async fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
     let key_file = ctx.key_file();
     let existed = key_file.exists();
-    ballast_secrets::SecretKey::load_or_create(&key_file)?;
-    let store = ctx.store().await?;
+    let store = ctx.create_store().await?;
+    // Checked against the store: no new key while it holds values only a lost key opens.
+    ballast_engine::open_key(
+        &store,
+        &key_file,
+        ballast_engine::KeyUse::Seal,
+        &ballast_engine::actor(),
+    )
+    .await?;
     println!(
         "database: {} ({}, instance {})",
         ctx.database_url(),
@@ -247,7 +254,7 @@ async fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     if !manifests.is_dir() {
         anyhow::bail!("manifest directory {} does not exist", manifests.display());
     }
-    let engine = ctx.engine(config.workers).await?.with_role("daemon");
+    let engine = ctx.create_engine(config.workers).await?.with_role("daemon");
     ballast_daemon::run(engine, manifests, config, ctx.global.config.clone()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -91,7 +91,10 @@ pub async fn apply(
         prune: flags.prune,
         targets: parse_targets(targets)?,
     };
-    let engine = ctx.engine(flags.parallelism).await?.with_role("apply");
+    let engine = ctx
+        .create_engine(flags.parallelism)
+        .await?
+        .with_role("apply");
     let prepared = engine.plan(set, &options).await?;
     print_plan(ctx, &prepared.plan)?;
     if flags.dry_run {
@@ -118,16 +121,10 @@ pub async fn apply(
         for (key, error) in &report.failed {
             println!("FAILED {key}: {error}");
         }
-        let count = |a| report.succeeded.iter().filter(|(_, x)| *x == a).count();
-        use ballast_plan::Action::*;
-        println!(
-            "Apply complete: {} created, {} updated, {} replaced, {} deleted, {} failed.",
-            count(Create),
-            count(Update),
-            count(Replace),
-            count(Delete),
-            report.failed.len()
-        );
+        for (key, why) in &report.not_touched {
+            println!("NOT TOUCHED {key}: {why}");
+        }
+        println!("Apply complete: {}.", report.summary());
     }
     Ok(if report.is_success() {
         ExitCode::SUCCESS

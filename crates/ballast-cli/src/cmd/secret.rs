@@ -1,19 +1,25 @@
-//! `ballast secret`: values go in encrypted and never come back out on the command line.
+//! `ballast secret`: values go in encrypted and never come back out on the command line. Each
+//! change (set, rm, rotate-key) is one audit row with the secret's name, version and key id.
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use ballast_engine::{KeyUse, actor, open_key};
 use ballast_secrets::SecretKey;
 
 use crate::SecretCommand;
 use crate::context::Context;
 
 pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCode> {
-    let store = ctx.store().await?;
     let key_file = ctx.key_file();
+    let actor = actor();
     match command {
-        SecretCommand::Set { name, from_file } => {
+        SecretCommand::Set {
+            name,
+            from_file,
+            new_key,
+        } => {
             if ballast_model::validate::dns1123_problem(&name).is_some() {
                 bail!(
                     "invalid secret name `{name}`: use lower-case letters, digits and `-` (a DNS-1123 label)"
@@ -40,11 +46,34 @@ pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCo
             if value.is_empty() {
                 bail!("the secret value is empty; pipe it on standard input or pass --from-file");
             }
-            let key = SecretKey::load_or_create(&key_file)?;
-            store.put_secret(&name, &key.encrypt(&name, &value)).await?;
+            // Only `secret set` (and init, apply, the daemon) may create the store.
+            let store = ctx.create_store().await?;
+            let usage = if new_key {
+                KeyUse::SealWithNewKey
+            } else {
+                KeyUse::Seal
+            };
+            let key = open_key(&store, &key_file, usage, &actor).await?;
+            let sealed = key.try_encrypt(&name, &value)?;
+            store.put_secret(&name, &sealed, &actor).await?;
             println!("secret/{name} stored (encrypted with key {})", key.key_id());
+            let unreadable: Vec<String> = store
+                .sealed_refs()
+                .await?
+                .into_iter()
+                .filter(|r| r.key_id != key.key_id())
+                .map(|r| r.name)
+                .collect();
+            if !unreadable.is_empty() {
+                eprintln!(
+                    "warning: {} value(s) are sealed with another key and can no longer be read until set again: {}",
+                    unreadable.len(),
+                    unreadable.join(", ")
+                );
+            }
         }
         SecretCommand::List => {
+            let store = ctx.store().await?;
             let secrets = store.list_secrets().await?;
             if secrets.is_empty() {
                 println!("no secrets");
@@ -58,20 +87,22 @@ pub async fn run(ctx: &Context, command: SecretCommand) -> anyhow::Result<ExitCo
             }
         }
         SecretCommand::Rm { name } => {
-            if !store.delete_secret(&name).await? {
+            let store = ctx.store().await?;
+            if !store.delete_secret(&name, &actor).await? {
                 bail!("secret `{name}` does not exist");
             }
             println!("secret/{name} deleted");
         }
         SecretCommand::RotateKey => {
-            let old = SecretKey::load(&key_file)?;
+            let store = ctx.store().await?;
+            let old = open_key(&store, &key_file, KeyUse::Read, &actor).await?;
             let new = SecretKey::generate();
             // The new key is on disk before the database switches to it, so a crash in between
             // leaves both keys available (ballast.key and ballast.key.new).
             let pending = key_file.with_extension("key.new");
             new.write_new(&pending)?;
             let count = store
-                .rewrap_secrets(|s| {
+                .rewrap_secrets(new.key_id(), &actor, |s| {
                     old.decrypt(&s.name, &s.sealed)
                         .map(|plain| new.encrypt(&s.name, &plain))
                 })

@@ -16,6 +16,8 @@ pub struct Model {
     pub attempt: i32,
     pub started_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    /// The process that runs it (`ROLE PID@HOST`); none on rows from before owners were kept.
+    pub owner: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

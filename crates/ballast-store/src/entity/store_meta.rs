@@ -10,6 +10,8 @@ pub struct Model {
     pub id: i32,
     pub instance_id: String,
     pub created_at: DateTimeUtc,
+    /// The id of the key that seals this store's secrets, recorded on first use.
+    pub key_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

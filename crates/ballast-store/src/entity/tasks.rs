@@ -22,6 +22,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub log: String,
     pub created_at: DateTimeUtc,
+    /// The process that runs it (`ROLE PID@HOST`); none on rows from before owners were kept.
+    pub owner: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
