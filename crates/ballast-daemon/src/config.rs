@@ -65,7 +65,9 @@ pub struct HttpConfig {
     /// Unix socket of the API. [default: $RUNTIME_DIRECTORY/ballast.sock under systemd, else
     /// .ballast/ballast.sock]
     pub socket: Option<PathBuf>,
-    /// Also listen on this TCP address (keep it on loopback), e.g. `127.0.0.1:9477`.
+    /// Also listen on this TCP address, e.g. `127.0.0.1:9477`. An address other than loopback
+    /// makes the API reachable from the network: it needs `token-file`, and every endpoint
+    /// there but `/healthz` and `/readyz` then needs the token.
     pub listen: Option<std::net::SocketAddr>,
     /// File holding the bearer token that the action endpoints require; without it they are off.
     pub token_file: Option<PathBuf>,
@@ -117,7 +119,24 @@ impl DaemonConfig {
                 message: "workers must be at least 1".into(),
             });
         }
+        if let Some(addr) = config.http.network_listen()
+            && config.http.token_file.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "[http] listen = \"{addr}\" makes the API reachable from the network, so it needs [http] token-file (a file holding the bearer token that every endpoint there but /healthz and /readyz will then require); or listen on 127.0.0.1"
+                ),
+            });
+        }
         Ok(config)
+    }
+}
+
+impl HttpConfig {
+    /// The TCP address, when it is not a loopback one (so other machines may reach it).
+    pub fn network_listen(&self) -> Option<std::net::SocketAddr> {
+        self.listen.filter(|addr| !addr.ip().is_loopback())
     }
 }
 
@@ -178,5 +197,41 @@ mod tests {
         let err = DaemonConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("unknown field"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_listener_off_loopback_needs_the_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ballast.toml");
+        for (listen, token, ok) in [
+            ("127.0.0.1:9477", false, true),
+            ("[::1]:9477", false, true),
+            ("0.0.0.0:9477", false, false),
+            ("[::]:9477", false, false),
+            ("192.0.2.10:9477", false, false),
+            ("0.0.0.0:9477", true, true),
+        ] {
+            let token_line = if token {
+                "token-file = \"/etc/ballast/api-token\"\n"
+            } else {
+                ""
+            };
+            std::fs::write(
+                &path,
+                format!("[http]\nlisten = \"{listen}\"\n{token_line}"),
+            )
+            .unwrap();
+            let loaded = DaemonConfig::load(Some(&path));
+            assert_eq!(loaded.is_ok(), ok, "{listen} token={token}: {loaded:?}");
+            if let Err(e) = loaded {
+                let e = e.to_string();
+                assert!(
+                    e.contains(listen)
+                        && e.contains("token-file")
+                        && e.contains("reachable from the network"),
+                    "{e}"
+                );
+            }
+        }
     }
 }

@@ -2,8 +2,13 @@
 //! readiness for systemd and load balancers, Prometheus metrics, read endpoints for resources,
 //! events and tasks, and two actions (reload, reconcile one resource) that need the bearer
 //! token from the config. `ballast status` reads `/v1/status` through the socket.
+//!
+//! On a TCP address other than loopback (reachable from the network) every endpoint but
+//! `/healthz` and `/readyz` needs the token too: the unix socket is guarded by its file mode,
+//! a network port by nothing else.
 
-use std::path::Path;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -32,21 +37,105 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Serves the router on a unix socket (replacing a stale socket file) until the process ends.
-pub(crate) async fn serve_unix(path: &Path, router: Router) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Why the API socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error(
+        "something already answers on the API socket {} (another ballast daemon?); it was left alone. Stop that process, or give this daemon another [http] socket",
+        path.display()
+    )]
+    InUse { path: PathBuf },
+    #[error(
+        "{} exists and is not a socket; it was left alone. Remove it, or give the daemon another [http] socket",
+        path.display()
+    )]
+    NotASocket { path: PathBuf },
+    #[error("cannot listen on the API socket {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the API's unix socket. A socket file left by a process that ended (nothing answers
+/// on it) is replaced; a live one, or anything that is not a socket, is never touched.
+pub(crate) async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, SocketError> {
+    let io = |source| SocketError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let _ = std::fs::remove_file(path);
-    let listener = tokio::net::UnixListener::bind(path)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(SocketError::NotASocket {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(_) => match tokio::net::UnixStream::connect(path).await {
+            Ok(_) => {
+                return Err(SocketError::InUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            // Refused: a socket file nobody listens on any more.
+            Err(_) => {
+                tracing::info!(socket = %path.display(), "replacing a stale API socket");
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
     // Only the owner (and root) may talk to the daemon through the socket.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(listener)
+}
+
+/// Serves the router on a bound unix socket until the process ends.
+pub(crate) async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    router: Router,
+) -> std::io::Result<()> {
     axum::serve(listener, router).await
 }
 
-pub(crate) async fn serve_tcp(addr: std::net::SocketAddr, router: Router) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+/// Serves the router on a bound TCP listener until the process ends. Off loopback, every
+/// endpoint but health and readiness needs the bearer token.
+pub(crate) async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    let on_network = listener
+        .local_addr()
+        .map(|a| !a.ip().is_loopback())
+        .unwrap_or(true);
+    let router = if on_network {
+        router.layer(axum::middleware::from_fn_with_state(shared, network_guard))
+    } else {
+        router
+    };
     axum::serve(listener, router).await
+}
+
+/// On a listener reachable from the network: the token for everything but health.
+async fn network_guard(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let open = matches!(request.uri().path(), "/healthz" | "/readyz");
+    if !open && let Some(denied) = denied(&shared, request.headers()) {
+        return denied;
+    }
+    next.run(request).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -161,17 +250,22 @@ fn denied(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
             "actions are disabled: no token-file is configured under [http]",
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+    match bearer_token(headers) {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => None,
         _ => Some(error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
         )),
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header. The scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` work as well.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -214,4 +308,60 @@ async fn reconcile(
         Json(serde_json::json!({"queued": key.to_string()})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            bearer_token(&headers).map(str::to_string)
+        };
+        for value in [
+            "Bearer t0ken",
+            "bearer t0ken",
+            "BEARER t0ken",
+            "bEaReR   t0ken ",
+        ] {
+            assert_eq!(with(value).as_deref(), Some("t0ken"), "{value}");
+        }
+        for value in [
+            "Basic dXNlcjpwYXNz",
+            "Bearer",
+            "Bearer ",
+            "t0ken",
+            "Bearert0ken",
+        ] {
+            assert_eq!(with(value), None, "{value}");
+        }
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_never_replaced_and_a_stale_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/ballast.sock");
+        let live = bind_unix(&path).await.unwrap();
+        assert!(matches!(
+            bind_unix(&path).await,
+            Err(SocketError::InUse { .. })
+        ));
+        assert!(path.exists(), "the live socket is still there");
+        drop(live);
+        // The file stays behind with nobody listening: stale, so it is replaced.
+        assert!(path.exists());
+        let _again = bind_unix(&path).await.unwrap();
+
+        let file = dir.path().join("not-a-socket");
+        std::fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            bind_unix(&file).await,
+            Err(SocketError::NotASocket { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    }
 }

@@ -6,9 +6,18 @@
 //! A reload that does not validate keeps the last good desired state: nothing is deleted because
 //! a file failed to parse. Reconciles are level-triggered: a worker reads the current desired set
 //! and observes the engine; the event that queued the key carries no data.
+//!
+//! Two kinds of difference are told apart, in the log and in the events: the desired state
+//! moving (a manifest edit, a secret set; `desired_changed`, "manifest changed") and reality
+//! moving away from a state the daemon had reached (a container stopped or removed by hand;
+//! `drift_found`). A resource is *converged* at the effective hash it was last seen or made in
+//! sync at; only a converged resource can drift.
+//!
+//! One daemon runs per database (see `lock`): a second one refuses to start.
 
 pub mod config;
 mod http;
+mod lock;
 mod metrics;
 mod systemd;
 mod watch;
@@ -18,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use ballast_engine::{Engine, EngineError, Reporter, source_info};
+use ballast_engine::{Engine, EngineError, GitSource, Reporter, source_info};
 use ballast_model::{DesiredSet, ResourceKey};
 use ballast_plan::{Action, plan_set};
 use ballast_runtime::{Outcome, WorkQueue};
@@ -32,8 +41,50 @@ pub const DRIFT_ANNOTATION: &str = "ballast.io/drift";
 /// Annotation that suspends reconciling a resource when `"true"`.
 pub const SUSPEND_ANNOTATION: &str = "ballast.io/suspend";
 
+/// How often the secrets' versions are compared with the last look, so that `ballast secret set`
+/// (which may run anywhere the database is reachable, without knowing the daemon's socket)
+/// reaches the resources that use the secret within a moment. One small query.
+const SECRETS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Above this many resources changed by one reload, one summary event is recorded instead of
+/// one `desired_changed` event each (a first start on a fresh database records everything).
+const MAX_CHANGE_EVENTS: usize = 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error(
+        "another ballast daemon ({}) is already running on this database: it holds {}. One daemon per database; stop it first (`systemctl stop ballast`, or kill {})",
+        pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}")),
+        lock.display(),
+        pid.map_or_else(|| "it".to_string(), |p| p.to_string())
+    )]
+    AlreadyRunning { pid: Option<u32>, lock: PathBuf },
+    #[error("cannot take the daemon lock file {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another ballast daemon ({holder}) is running on this database: it holds the database's `daemon` lease until {expires_at} unless it renews it. One daemon per database; stop that one first (if its host is gone, the lease expires {ttl} s after its last renewal)",
+        ttl = lock::LEASE_TTL.as_secs()
+    )]
+    LeaseHeld {
+        holder: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error(
+        "this daemon lost the database's `daemon` lease to {holder} (it could not renew it in time); stopped so that only one daemon acts on this database"
+    )]
+    LeaseLost { holder: String },
+    #[error(transparent)]
+    Socket(#[from] http::SocketError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] ballast_store::StoreError),
     #[error("cannot watch {}: {source}", path.display())]
     Watch {
         path: PathBuf,
@@ -55,6 +106,31 @@ pub enum DaemonError {
 struct Desired {
     set: Arc<DesiredSet>,
     hashes: Arc<HashMap<ResourceKey, String>>,
+    /// What the set was loaded from, as one hash (documents, places, effective hashes); `None`
+    /// until a reload succeeds. An unchanged fingerprint and commit make a reload a no-op.
+    fingerprint: Option<String>,
+}
+
+/// One resource whose desired state a reload found moved.
+struct Change {
+    key: ResourceKey,
+    /// Why, in a few words: `spec changed`, `a secret it uses was changed`, …
+    reason: &'static str,
+    /// Moved by a secret's new version rather than by a manifest edit.
+    by_secret: bool,
+    /// Whether it is reconciled (a removal is only with prune on).
+    queue: bool,
+}
+
+/// What one reload came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reloaded {
+    /// A new desired set is in place; `first` when it is the first good one of this process.
+    Changed { first: bool },
+    /// The same set from the same commit: nothing recorded, nothing queued.
+    Unchanged,
+    /// It did not validate; the last good set is kept.
+    Failed,
 }
 
 /// What `STATUS=` and (later) `ballast status` report.
@@ -71,6 +147,10 @@ struct Health {
     /// Drift being repaired through the queue (policy `heal`).
     healing: HashSet<ResourceKey>,
     failing: HashSet<ResourceKey>,
+    /// The effective hash each resource was last seen or made in sync at, and when. A
+    /// difference found at the same hash, by an observation taken after that moment, is
+    /// drift; any other difference is the desired state not reached yet.
+    converged: HashMap<ResourceKey, (String, Instant)>,
 }
 
 struct Shared {
@@ -238,7 +318,9 @@ impl Shared {
     }
 
     /// Reads and validates the manifests; on success records them and queues what changed.
-    async fn reload(&self) {
+    /// The same set from the same commit records nothing, so events that change nothing (a
+    /// file the loader skips, `git status` refreshing its index) cost a read and no more.
+    async fn reload(&self) -> Reloaded {
         let set = match ballast_model::load_dir(&self.manifests) {
             Ok(set) => set,
             Err(e) => return self.reload_failed(&e.to_string()).await,
@@ -248,25 +330,87 @@ impl Shared {
             Err(e) => return self.reload_failed(&e.to_string()).await,
         };
         let source = source_info(&self.manifests);
+        let fingerprint = set_fingerprint(&set, &hashes);
+        let (previous_hashes, previous_fingerprint) = {
+            let desired = self.desired.read().unwrap_or_else(|e| e.into_inner());
+            (desired.hashes.clone(), desired.fingerprint.clone())
+        };
+        let first = previous_fingerprint.is_none();
+        let unchanged = {
+            let health = self.health();
+            previous_fingerprint.as_deref() == Some(fingerprint.as_str())
+                && health.last_reload_error.is_none()
+                && health.last_commit == source.commit
+                && health.last_dirty == source.dirty
+        };
+        if unchanged {
+            self.metrics.reload("unchanged");
+            tracing::debug!("manifests unchanged; nothing to reload");
+            return Reloaded::Unchanged;
+        }
         let outcome = match self.engine.record_desired(&set, &source).await {
             Ok(o) => o,
             Err(e) => return self.reload_failed(&e.to_string()).await,
         };
-        let mut queued: Vec<ResourceKey> = outcome
-            .created
-            .iter()
-            .chain(&outcome.changed)
-            .chain(&outcome.restored)
-            .filter_map(|k| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone())))
-            .collect();
-        if self.config().prune {
-            queued.extend(
-                outcome
-                    .tombstoned
-                    .iter()
-                    .filter_map(|k| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone()))),
-            );
+        let prune = self.config().prune;
+        let key_of =
+            |k: &ballast_store::Key| Some(ResourceKey::new(k.kind.parse().ok()?, k.name.clone()));
+        // What moved in the desired state, and why.
+        let mut changes: Vec<Change> = Vec::new();
+        for (keys, reason) in [
+            (&outcome.created, "added to the manifests"),
+            (&outcome.changed, "spec changed"),
+            (&outcome.restored, "back in the manifests"),
+        ] {
+            changes.extend(keys.iter().filter_map(key_of).map(|key| Change {
+                key,
+                reason,
+                by_secret: false,
+                queue: true,
+            }));
         }
+        // The same spec under another effective hash: a secret it uses has a new version.
+        let recorded: HashSet<ResourceKey> = changes.iter().map(|c| c.key.clone()).collect();
+        let mut secret_changed: Vec<ResourceKey> = hashes
+            .iter()
+            .filter(|(k, hash)| {
+                !recorded.contains(*k)
+                    && previous_hashes
+                        .get(*k)
+                        .is_some_and(|before| before != *hash)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        secret_changed.sort();
+        changes.extend(secret_changed.into_iter().map(|key| Change {
+            key,
+            reason: "a secret it uses was changed",
+            by_secret: true,
+            queue: true,
+        }));
+        let removed = if prune {
+            "removed from the manifests; deleting it (prune is on)"
+        } else {
+            "removed from the manifests; kept (prune is off)"
+        };
+        // A removal is acted on only with prune on.
+        changes.extend(
+            outcome
+                .tombstoned
+                .iter()
+                .filter_map(key_of)
+                .map(|key| Change {
+                    key,
+                    reason: removed,
+                    by_secret: false,
+                    queue: prune,
+                }),
+        );
+        let queued: Vec<ResourceKey> = changes
+            .iter()
+            .filter(|c| c.queue)
+            .map(|c| c.key.clone())
+            .collect();
         tracing::info!(
             resources = set.len(),
             queued = queued.len(),
@@ -274,11 +418,13 @@ impl Shared {
             dirty = source.dirty,
             "manifests reloaded"
         );
+        let resources = set.len();
         {
             let mut desired = self.desired.write().unwrap_or_else(|e| e.into_inner());
             *desired = Desired {
                 set: Arc::new(set),
                 hashes: Arc::new(hashes),
+                fingerprint: Some(fingerprint),
             };
         }
         {
@@ -287,18 +433,17 @@ impl Shared {
             health.last_reload_at = Some(chrono::Utc::now());
             health.last_commit = source.commit.clone();
             health.last_dirty = source.dirty;
+            for key in outcome.tombstoned.iter().filter_map(key_of) {
+                health.converged.remove(&key);
+            }
         }
-        let commit = source
-            .commit
-            .as_deref()
-            .map(|c| &c[..c.len().min(12)])
-            .unwrap_or("no commit");
+        self.metrics.reload("ok");
+        let commit = short_commit(&source);
         self.event(
             "reload",
             Severity::Info,
             format!(
-                "loaded {} resources from {} ({commit}{}); {} to reconcile",
-                self.snapshot().0.len(),
+                "loaded {resources} resources from {} ({commit}{}); {} to reconcile",
                 self.manifests.display(),
                 if source.dirty { ", dirty" } else { "" },
                 queued.len()
@@ -306,19 +451,72 @@ impl Shared {
             None,
         )
         .await;
+        self.desired_changed(&changes, &commit).await;
         for key in queued {
             self.queue.add(key);
         }
         systemd::status(&self.status_line());
+        Reloaded::Changed { first }
     }
 
-    async fn reload_failed(&self, error: &str) {
-        tracing::error!("manifest reload failed; keeping the last good desired state:\n{error}");
-        {
+    /// Logs and records what moved in the desired state: one `desired_changed` event per
+    /// resource, or one summary beyond [`MAX_CHANGE_EVENTS`].
+    async fn desired_changed(&self, changes: &[Change], commit: &str) {
+        for change in changes.iter().take(MAX_CHANGE_EVENTS) {
+            let what = if change.by_secret {
+                "secret changed"
+            } else {
+                "manifest changed"
+            };
+            tracing::info!(resource = %change.key, reason = change.reason, "{what}");
+        }
+        if changes.len() > MAX_CHANGE_EVENTS {
+            tracing::info!(
+                more = changes.len() - MAX_CHANGE_EVENTS,
+                "desired state changed for more resources"
+            );
+            let first: Vec<String> = changes
+                .iter()
+                .take(5)
+                .map(|c| format!("{} ({})", c.key, c.reason))
+                .collect();
+            let message = format!(
+                "desired state changed ({commit}): {} resources, e.g. {}",
+                changes.len(),
+                first.join(", ")
+            );
+            self.event("desired_changed", Severity::Info, message, None)
+                .await;
+            return;
+        }
+        for change in changes {
+            let message = format!("desired state changed ({commit}): {}", change.reason);
+            self.event(
+                "desired_changed",
+                Severity::Info,
+                message,
+                Some(&change.key),
+            )
+            .await;
+        }
+    }
+
+    /// Keeps the last good state. The same errors again (nothing fixed yet) are counted but
+    /// not logged or recorded again.
+    async fn reload_failed(&self, error: &str) -> Reloaded {
+        self.metrics.reload("error");
+        let repeated = {
             let mut health = self.health();
+            let repeated = health.last_reload_error.as_deref() == Some(error);
             health.last_reload_error = Some(error.to_string());
             health.last_reload_at = Some(chrono::Utc::now());
+            repeated
+        };
+        if repeated {
+            tracing::debug!("manifest reload failed again with the same errors");
+            return Reloaded::Failed;
         }
+        tracing::error!("manifest reload failed; keeping the last good desired state:\n{error}");
         self.event(
             "reload_failed",
             Severity::Error,
@@ -327,6 +525,31 @@ impl Shared {
         )
         .await;
         systemd::status(&self.status_line());
+        Reloaded::Failed
+    }
+
+    /// At start, before the first look at the engine: what the store recorded at the last
+    /// observation tells which resources were in sync with the current desired state then, so
+    /// that a difference found now on one of them is drift (a container removed while the
+    /// daemon was down), not work the manifests asked for.
+    async fn seed_converged(&self) {
+        let (set, hashes) = self.snapshot();
+        let recorded = match self.engine.recorded_observed().await {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the recorded observations");
+                return;
+            }
+        };
+        let plan = plan_set(&set, &hashes, &recorded, false, &[]);
+        let changed: HashSet<&ResourceKey> = plan.changes().map(|c| &c.key).collect();
+        let at = Instant::now();
+        let mut health = self.health();
+        for (key, hash) in hashes.iter() {
+            if !changed.contains(key) {
+                health.converged.insert(key.clone(), (hash.clone(), at));
+            }
+        }
     }
 
     /// Whether the key failed terminally with the spec it still has.
@@ -354,12 +577,14 @@ impl Shared {
         (policy, suspended)
     }
 
-    /// One observation of the engine (one list call), planned against the desired set: drifted
-    /// resources are healed through the queue or reported, per their policy.
-    /// `announce` is false for the check right after start or SIGHUP, where a difference is
-    /// work left over rather than drift worth an event.
-    async fn resync(&self, announce: bool) {
+    /// One observation of the engine (one list call), planned against the desired set. A
+    /// difference on a resource converged at its current hash is drift, healed through the
+    /// queue or reported per its policy; any other difference is desired state not reached
+    /// yet (new or edited while the daemon was down, or failed since), queued whatever the
+    /// drift policy. Resources with work in hand (queued, running, backing off) are left to it.
+    async fn resync(&self) {
         let (set, hashes) = self.snapshot();
+        let observed_at = Instant::now();
         let observation = match self.engine.observe(&set).await {
             Ok(o) => o,
             Err(e) => {
@@ -381,25 +606,61 @@ impl Shared {
             self.config().prune,
             &[],
         );
+        let changed: HashSet<&ResourceKey> = plan.changes().map(|c| &c.key).collect();
+        {
+            let mut health = self.health();
+            for (key, hash) in hashes.iter() {
+                if changed.contains(key) || self.queue.is_pending(key) {
+                    continue;
+                }
+                let newer = health
+                    .converged
+                    .get(key)
+                    .is_some_and(|(_, at)| *at >= observed_at);
+                if !newer {
+                    health
+                        .converged
+                        .insert(key.clone(), (hash.clone(), observed_at));
+                }
+            }
+        }
         let mut drifted = HashSet::new();
         for change in plan.changes() {
-            let (policy, suspended) = self.drift_policy(&set, &change.key);
-            if suspended || self.failed_for_good(&change.key, &hashes) {
+            let key = &change.key;
+            let (policy, suspended) = self.drift_policy(&set, key);
+            if suspended || self.failed_for_good(key, &hashes) || self.queue.is_pending(key) {
                 continue;
+            }
+            let converged_at = {
+                let health = self.health();
+                match (health.converged.get(key), hashes.get(key)) {
+                    (Some((hash, at)), Some(current)) if hash == current => Some(*at),
+                    _ => None,
+                }
+            };
+            match converged_at {
+                // Reached after this observation was taken: the observation is older news.
+                Some(at) if at >= observed_at => continue,
+                Some(_) => {}
+                None => {
+                    tracing::info!(resource = %key, reasons = ?change.reasons, "not in sync with the manifests yet; reconciling");
+                    self.queue.add(key.clone());
+                    continue;
+                }
             }
             match policy {
                 DriftPolicy::Heal => {
-                    tracing::info!(resource = %change.key, reasons = ?change.reasons, "drift found; healing");
-                    self.health().healing.insert(change.key.clone());
-                    self.queue.add(change.key.clone());
+                    tracing::info!(resource = %key, reasons = ?change.reasons, "drift found; healing");
+                    self.health().healing.insert(key.clone());
+                    self.queue.add(key.clone());
                 }
                 DriftPolicy::Report => {
-                    tracing::warn!(resource = %change.key, reasons = ?change.reasons, "drift found; reporting only");
-                    drifted.insert(change.key.clone());
+                    tracing::warn!(resource = %key, reasons = ?change.reasons, "drift found; reporting only");
+                    drifted.insert(key.clone());
                 }
             }
-            let already_reported = self.health().drifted.contains(&change.key);
-            if announce && !already_reported {
+            let already_reported = self.health().drifted.contains(key);
+            if !already_reported {
                 let message = format!(
                     "drift found: {} ({})",
                     change.reasons.join("; "),
@@ -408,7 +669,7 @@ impl Shared {
                         DriftPolicy::Report => "report only",
                     }
                 );
-                self.event("drift_found", Severity::Warning, message, Some(&change.key))
+                self.event("drift_found", Severity::Warning, message, Some(key))
                     .await;
             }
         }
@@ -468,6 +729,16 @@ impl Shared {
                     health.terminal.remove(&key);
                     health.failing.remove(&key);
                     health.drifted.remove(&key);
+                    match (action, hashes.get(&key)) {
+                        (Action::Delete, _) | (_, None) => {
+                            health.converged.remove(&key);
+                        }
+                        (_, Some(hash)) => {
+                            health
+                                .converged
+                                .insert(key.clone(), (hash.clone(), Instant::now()));
+                        }
+                    }
                     health.healing.remove(&key)
                 };
                 if healed && action != Action::NoOp {
@@ -488,6 +759,7 @@ impl Shared {
                     let mut health = self.health();
                     health.failing.insert(key.clone());
                     health.terminal.insert(key.clone(), hash);
+                    health.converged.remove(&key);
                 }
                 let message = format!("{e} (not retried until the spec changes)");
                 self.event("reconcile_failed", Severity::Error, message, Some(&key))
@@ -496,7 +768,11 @@ impl Shared {
             }
             Err(e) => {
                 tracing::warn!(resource = %key, error = %e, "reconcile failed; will retry with backoff");
-                let first_failure = self.health().failing.insert(key.clone());
+                let first_failure = {
+                    let mut health = self.health();
+                    health.converged.remove(&key);
+                    health.failing.insert(key.clone())
+                };
                 if first_failure {
                     self.event("reconcile_failed", Severity::Error, e.message, Some(&key))
                         .await;
@@ -505,6 +781,46 @@ impl Shared {
             }
         }
     }
+}
+
+/// One hash of everything a reload produced that matters: each resource's document, where it
+/// was read from, and its effective hash (which covers the versions of the secrets it uses).
+fn set_fingerprint(set: &DesiredSet, hashes: &HashMap<ResourceKey, String>) -> String {
+    let mut lines: Vec<String> = set
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\t{}\t{}:{}\t{}",
+                r.key,
+                ballast_model::spec_hash(&r.document_json()),
+                r.source.file.display(),
+                r.source.line,
+                hashes.get(&r.key).map(String::as_str).unwrap_or("-"),
+            )
+        })
+        .collect();
+    lines.sort();
+    ballast_model::spec_hash(&serde_json::Value::from(lines))
+}
+
+fn short_commit(source: &GitSource) -> String {
+    source
+        .commit
+        .as_deref()
+        .map(|c| c[..c.len().min(12)].to_string())
+        .unwrap_or_else(|| "no commit".to_string())
+}
+
+/// Every secret's name and version: what changes when `ballast secret set` or `rm` runs.
+async fn secret_versions(
+    store: &ballast_store::Store,
+) -> Result<Vec<(String, String)>, ballast_store::StoreError> {
+    Ok(store
+        .list_secrets()
+        .await?
+        .into_iter()
+        .map(|s| (s.name, s.version.to_string()))
+        .collect())
 }
 
 /// `period` ± 10 %, so several daemons (or kinds) started together do not resync in lockstep.
@@ -524,6 +840,9 @@ fn jittered(period: std::time::Duration) -> std::time::Duration {
 
 /// Runs the daemon until SIGTERM or SIGINT. SIGHUP re-reads the config file (`config_path`) and
 /// the manifests.
+///
+/// Refuses to start, before touching anything, when another daemon runs on the same database
+/// (lock file or lease) or something already answers on the API socket.
 pub async fn run(
     engine: Engine,
     manifests: PathBuf,
@@ -531,14 +850,53 @@ pub async fn run(
     config_path: Option<PathBuf>,
 ) -> Result<(), DaemonError> {
     let started = Instant::now();
+    let socket = config.http.socket.clone().unwrap_or_else(default_socket);
+    let store = engine.store().clone();
+
+    // One daemon per database: the lock file for this machine, the lease for all of them.
+    let runtime_dir = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".ballast"));
+    let _lock = match lock::lock_path(store.url(), &runtime_dir) {
+        Some(path) => {
+            let held = lock::lock(&path)?;
+            tracing::debug!(lock = %held.path.display(), "holding the daemon lock");
+            Some(held)
+        }
+        None => None,
+    };
+    let holder = lock::holder();
+    lock::acquire_lease(&store, &holder).await?;
+    let outcome = serve(
+        engine,
+        manifests,
+        config,
+        config_path,
+        socket,
+        &holder,
+        started,
+    )
+    .await;
+    let lost = matches!(outcome, Err(DaemonError::LeaseLost { .. }));
+    if !lost && let Err(e) = store.release_lease(lock::LEASE, &holder).await {
+        tracing::warn!(error = %e, "cannot release the daemon lease; it expires on its own");
+    }
+    outcome
+}
+
+/// Everything after the daemon has made sure it is the only one.
+async fn serve(
+    engine: Engine,
+    manifests: PathBuf,
+    config: DaemonConfig,
+    config_path: Option<PathBuf>,
+    socket: PathBuf,
+    holder: &str,
+    started: Instant,
+) -> Result<(), DaemonError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
-    let (_watcher, mut changes) =
-        watch::watch(&manifests, config.debounce).map_err(|source| DaemonError::Watch {
-            path: manifests.clone(),
-            source,
-        })?;
 
     let token = match &config.http.token_file {
         Some(path) => Some(
@@ -552,8 +910,27 @@ pub async fn run(
         ),
         None => None,
     };
-    let socket = config.http.socket.clone().unwrap_or_else(default_socket);
-    let listen = config.http.listen;
+    // Bound here, so a socket or port in use stops the start with a clear error.
+    let unix_listener = http::bind_unix(&socket).await?;
+    let tcp_listener = match config.http.listen {
+        Some(addr) => {
+            if config.http.network_listen().is_some() {
+                tracing::warn!(%addr, "the API listens on {addr}, reachable from the network: every endpoint there but /healthz and /readyz needs the bearer token");
+            }
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Listen { addr, source })?,
+            )
+        }
+        None => None,
+    };
+    let (_watcher, mut changes) =
+        watch::watch(&manifests, config.debounce).map_err(|source| DaemonError::Watch {
+            path: manifests.clone(),
+            source,
+        })?;
+
     let shared = Arc::new(Shared {
         queue: WorkQueue::new(),
         engine,
@@ -573,18 +950,47 @@ pub async fn run(
         let router = router.clone();
         let socket = socket.clone();
         tokio::spawn(async move {
-            if let Err(e) = http::serve_unix(&socket, router).await {
+            if let Err(e) = http::serve_unix(unix_listener, router).await {
                 tracing::error!(socket = %socket.display(), error = %e, "the API socket failed");
             }
         });
     }
-    if let Some(addr) = listen {
+    if let Some(listener) = tcp_listener {
+        let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = http::serve_tcp(addr, router).await {
-                tracing::error!(%addr, error = %e, "the API listener failed");
+            if let Err(e) = http::serve_tcp(listener, router, shared).await {
+                tracing::error!(error = %e, "the API listener failed");
             }
         });
     }
+
+    // The lease is renewed for as long as the daemon runs; losing it stops the daemon.
+    let lease_lost = Arc::new(tokio::sync::Notify::new());
+    let renewal = {
+        let store = shared.engine.store().clone();
+        let holder = holder.to_string();
+        let lost = lease_lost.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lock::LEASE_RENEW);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match store
+                    .renew_lease(lock::LEASE, &holder, lock::LEASE_TTL)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.notify_one();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew the daemon lease; trying again")
+                    }
+                }
+            }
+        })
+    };
 
     // Tasks a crash left running are re-examined by observing, never replayed.
     let observed = shared
@@ -601,10 +1007,13 @@ pub async fn run(
             "tasks left running by an earlier process were marked interrupted"
         );
     }
+    // Taken before the first reload, so a secret set while it runs is noticed by the poll.
+    let mut secrets_seen = secret_versions(shared.engine.store()).await.ok();
     // Record the manifests, then one observation decides what needs work: one list call
     // however many resources there are, and nothing queued that is already in sync.
     shared.reload().await;
-    shared.resync(false).await;
+    shared.seed_converged().await;
+    shared.resync().await;
 
     let workers = {
         let shared = shared.clone();
@@ -638,14 +1047,41 @@ pub async fn run(
     let mut resync = Box::pin(tokio::time::sleep(jittered(
         shared.config().resync_interval,
     )));
+    let mut secrets_poll =
+        tokio::time::interval_at(tokio::time::Instant::now() + SECRETS_POLL, SECRETS_POLL);
+    secrets_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watchdog = systemd::watchdog_period().map(tokio::time::interval);
+    let mut secrets_poll_failing = false;
+    let mut lost = false;
     loop {
-        tokio::select! {
+        // After a reload that brought the first good set (the start-up one failed), look at
+        // the engine at once: the start-up resync had nothing to compare with.
+        let reloaded = tokio::select! {
             Some(()) = changes.recv() => shared.reload().await,
             _ = shared.reload_requested.notified() => shared.reload().await,
+            _ = secrets_poll.tick() => {
+                let versions = secret_versions(shared.engine.store()).await;
+                // A database that is away is said once, not every two seconds.
+                let failed_before = std::mem::replace(&mut secrets_poll_failing, versions.is_err());
+                match versions {
+                    Ok(now) if secrets_seen.as_ref() != Some(&now) => {
+                        tracing::info!("secrets changed; reloading");
+                        secrets_seen = Some(now);
+                        shared.reload().await
+                    }
+                    Ok(_) => Reloaded::Unchanged,
+                    Err(e) => {
+                        if !failed_before {
+                            tracing::warn!(error = %e, "cannot read the secrets' versions; trying again");
+                        }
+                        Reloaded::Unchanged
+                    }
+                }
+            }
             _ = resync.as_mut() => {
-                shared.resync(true).await;
+                shared.resync().await;
                 resync.as_mut().reset(tokio::time::Instant::now() + jittered(shared.config().resync_interval));
+                Reloaded::Unchanged
             }
             _ = sighup.recv() => {
                 systemd::reloading();
@@ -653,20 +1089,35 @@ pub async fn run(
                     resync.as_mut().reset(tokio::time::Instant::now() + jittered(shared.config().resync_interval));
                 }
                 shared.reload().await;
-                shared.resync(false).await;
+                shared.resync().await;
                 systemd::ready(&shared.status_line());
+                Reloaded::Unchanged
             }
             _ = async { match watchdog.as_mut() { Some(w) => { w.tick().await; } None => std::future::pending().await } } => {
                 systemd::watchdog();
+                Reloaded::Unchanged
+            }
+            _ = lease_lost.notified() => {
+                lost = true;
+                break;
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+        };
+        if reloaded == (Reloaded::Changed { first: true }) {
+            shared.seed_converged().await;
+            shared.resync().await;
         }
     }
+    renewal.abort();
 
     // Stop taking work; let running steps finish within the grace period.
     systemd::stopping();
-    tracing::info!("stopping: no new work; waiting for running reconciles");
+    if lost {
+        tracing::error!("the daemon lease was taken by another daemon; stopping");
+    } else {
+        tracing::info!("stopping: no new work; waiting for running reconciles");
+    }
     shared
         .stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -688,6 +1139,17 @@ pub async fn run(
             )
         }
     };
+    if lost {
+        let holder = match shared.engine.store().get_lease(lock::LEASE).await {
+            Ok(Some(row)) => row.holder,
+            _ => "another daemon".to_string(),
+        };
+        let error = DaemonError::LeaseLost { holder };
+        shared
+            .event("daemon_stopped", Severity::Error, error.to_string(), None)
+            .await;
+        return Err(error);
+    }
     shared
         .event("daemon_stopped", Severity::Info, message, None)
         .await;

@@ -1,5 +1,6 @@
-//! Prometheus metrics: reconciles by kind and result, reconcile duration, queue depth, and the
-//! counts of resources, drifted and failing ones (set when scraped).
+//! Prometheus metrics: reconciles by kind and result, reconcile duration, manifest reloads by
+//! result, queue depth, and the counts of resources, drifted and failing ones (set when
+//! scraped).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +17,13 @@ pub struct ReconcileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// Reloads: `ok` (the set or its commit changed), `unchanged` (nothing to do, nothing
+    /// recorded) or `error` (did not validate; the last good set is kept).
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: String,
 }
@@ -24,6 +32,7 @@ pub struct Metrics {
     registry: Registry,
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub duration: Family<KindLabel, Histogram>,
+    pub reloads: Family<ResultLabel, Counter>,
     pub queue_depth: Gauge,
     pub resources: Gauge,
     pub drifted: Gauge,
@@ -38,6 +47,13 @@ impl Metrics {
         let duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.01, 2.0, 14))
         });
+        let reloads = Family::<ResultLabel, Counter>::default();
+        // Every result shows from the start, at 0, so a rate over it is defined.
+        for result in ["ok", "unchanged", "error"] {
+            drop(reloads.get_or_create(&ResultLabel {
+                result: result.into(),
+            }));
+        }
         let queue_depth = Gauge::default();
         let resources = Gauge::default();
         let drifted = Gauge::default();
@@ -52,6 +68,11 @@ impl Metrics {
             "reconcile_duration_seconds",
             "Time one reconcile took",
             duration.clone(),
+        );
+        registry.register(
+            "reloads",
+            "Manifest reloads by result (ok, unchanged, error)",
+            reloads.clone(),
         );
         registry.register(
             "queue_depth",
@@ -82,12 +103,22 @@ impl Metrics {
             registry,
             reconciles,
             duration,
+            reloads,
             queue_depth,
             resources,
             drifted,
             failing,
             last_reload_ok,
         }
+    }
+
+    /// Counts one reload with its result.
+    pub fn reload(&self, result: &str) {
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     pub fn encode(&self) -> String {

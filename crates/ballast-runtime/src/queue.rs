@@ -271,6 +271,16 @@ impl<K: Key> WorkQueue<K> {
     pub fn delayed_len(&self) -> usize {
         self.lock().delayed.len()
     }
+
+    /// Whether `key` has work in hand: waiting, being processed, or due again after a delay
+    /// (a backoff). A caller comparing a key's state with what it expects uses this to tell
+    /// work in progress from a change nobody has acted on yet.
+    pub fn is_pending(&self, key: &K) -> bool {
+        let state = self.lock();
+        state.dirty.contains(key)
+            || state.processing.contains(key)
+            || state.delayed.contains_key(key)
+    }
 }
 
 impl<K> Inner<K> {
@@ -369,6 +379,28 @@ mod tests {
         assert_eq!(get_now(&q).await, Some("b"));
         assert!(q.is_empty());
         assert_nothing_for(&q, secs(60)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_is_pending_while_waiting_processing_or_delayed() {
+        let q = WorkQueue::new();
+        assert!(!q.is_pending(&"a"));
+        q.add("a");
+        assert!(q.is_pending(&"a"), "waiting");
+        assert_eq!(get_now(&q).await, Some("a"));
+        assert!(q.is_pending(&"a"), "processing");
+        q.done(&"a");
+        assert!(!q.is_pending(&"a"), "done");
+        q.add_after("a", secs(10));
+        assert!(q.is_pending(&"a"), "delayed");
+        assert_eq!(get_now_after(&q, secs(10)).await, Some("a"));
+        q.done(&"a");
+        assert!(!q.is_pending(&"a"));
+    }
+
+    /// `get` that returns once the (paused) clock has moved `by`.
+    async fn get_now_after(q: &WorkQueue<&'static str>, by: Duration) -> Option<&'static str> {
+        timeout(by + secs(1), q.get()).await.ok().flatten()
     }
 
     #[tokio::test(start_paused = true)]
