@@ -249,7 +249,9 @@ pub fn classify_message(context: &str, message: &str) -> Option<Error> {
     {
         return Some(Error::Locked { context, message });
     }
-    if (lower.contains("configuration file") && lower.contains("does not exist"))
+    // `Configuration file '…' does not exist` (a guest), `pool 'x' does not exist`, `storage
+    // 'x' does not exist`, `no such cluster node 'x'`, an unknown node name.
+    if lower.contains("does not exist")
         || lower.contains("no such cluster node")
         || lower.contains("hostname lookup")
     {
@@ -343,6 +345,7 @@ mod tests {
                 "hostname lookup 'pve9' failed - failed to get address info for: pve9",
                 Class::NotFound,
             ),
+            (500, "pool 'team' does not exist", Class::NotFound),
             (500, "internal error", Class::Server),
             (502, "Bad Gateway", Class::Server),
             (503, "Service Unavailable", Class::Unavailable),
