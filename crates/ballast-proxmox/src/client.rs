@@ -382,12 +382,13 @@ impl ProxmoxClient {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "proxmox request"
             );
-            if status == 401 && !relogged {
-                if let (Auth::Ticket(t), Some(used)) = (&self.inner.auth, ticket_used) {
-                    t.invalidate(&used).await;
-                    relogged = true;
-                    continue;
-                }
+            if status == 401
+                && !relogged
+                && let (Auth::Ticket(t), Some(used)) = (&self.inner.auth, ticket_used)
+            {
+                t.invalidate(&used).await;
+                relogged = true;
+                continue;
             }
             return self.read_answer(&context, path, response).await;
         }
@@ -501,10 +502,10 @@ impl ProxmoxClient {
     /// A valid ticket: the current one, or a new login when there is none or it is old.
     async fn session(&self, auth: &TicketAuth) -> Result<Session, Error> {
         let mut guard = auth.session.lock().await;
-        if let Some(session) = guard.as_ref() {
-            if session.obtained.elapsed() < self.inner.renew_after {
-                return Ok(session.clone());
-            }
+        if let Some(session) = guard.as_ref()
+            && session.obtained.elapsed() < self.inner.renew_after
+        {
+            return Ok(session.clone());
         }
         let session = self.login(auth).await?;
         *guard = Some(session.clone());
@@ -631,10 +632,9 @@ fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
         if let Some(inner) = e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
+            && inner.is::<rustls::Error>()
         {
-            if inner.is::<rustls::Error>() {
-                return true;
-            }
+            return true;
         }
         current = e.source();
     }

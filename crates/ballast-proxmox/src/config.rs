@@ -47,7 +47,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// bytes that are not a whole number of KiB stay bytes.
 pub fn format_size(bytes: u64) -> String {
     for (unit, factor) in UNITS {
-        if bytes != 0 && bytes % factor == 0 {
+        if bytes != 0 && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }

@@ -56,8 +56,8 @@ pub fn to_bool(value: &Value) -> Result<bool, String> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Ok(true),
-            Some(f) if f == 0.0 => Ok(false),
+            Some(1.0) => Ok(true),
+            Some(0.0) => Ok(false),
             _ => Err(format!("expected a boolean (0 or 1), got {n}")),
         },
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {

@@ -23,7 +23,6 @@
 //!   ([`lenient`]); property strings and sizes ([`PropertyString`], [`parse_size`]).
 //!
 //! ```no_run
-//! use std::time::Duration;
 //! use ballast_proxmox::{ProxmoxClient, QemuClone, TaskState, TlsTrust, Upid};
 //!
 //! # async fn example() -> Result<(), ballast_proxmox::Error> {
@@ -34,7 +33,9 @@
 //!
 //! // One request: every guest, node and storage.
 //! let resources = client.cluster_resources().await?;
-//! let template = resources.guests.iter().find(|g| g.template).expect("a template");
+//! let Some(template) = resources.guests.iter().find(|g| g.template) else {
+//!     return Ok(());
+//! };
 //!
 //! // Start a clone; the UPID comes back at once.
 //! let clone = QemuClone { newid: client.next_id().await?, name: Some("web1".into()),
@@ -49,7 +50,6 @@
 //!     TaskState::Succeeded { warnings, .. } => println!("done ({} warnings)", warnings.len()),
 //!     TaskState::Failed(failure) => println!("{failure}; retry? {}", failure.error().is_retryable()),
 //! }
-//! # let _ = Duration::from_secs(1);
 //! # Ok(())
 //! # }
 //! ```
