@@ -729,6 +729,101 @@ mod tests {
         assert!(err.to_string().contains("no credentials"), "{err}");
     }
 
+    fn answer(status: u16, reason: Option<&'static str>, body: &'static str) -> reqwest::Response {
+        let mut response = http::Response::builder()
+            .status(status)
+            .header("Retry-After", "12")
+            .body(body)
+            .expect("a response");
+        if let Some(reason) = reason {
+            response
+                .extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+        }
+        reqwest::Response::from(response)
+    }
+
+    async fn read(response: reqwest::Response) -> Result<Answer, Error> {
+        let client = ProxmoxClient::builder("https://pve.lan:8006")
+            .api_token("root@pam!ballast", "x")
+            .build()
+            .expect("builds");
+        let path = ApiPath::new(["nodes", "pve1", "qemu", "101", "config"]);
+        client
+            .read_answer("PUT /nodes/pve1/qemu/101/config", &path, response)
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_message_comes_from_the_reason_phrase_as_real_pve_sends_it() {
+        // Real PVE: the message in the status line, `{"data":null}` as the body.
+        let err = read(answer(
+            500,
+            Some("cluster not ready - no quorum?"),
+            r#"{"data":null}"#,
+        ))
+        .await
+        .err()
+        .expect("an error");
+        assert!(matches!(err, Error::NoQuorum { .. }), "{err:?}");
+        // A 400 with its per-parameter errors and the reason phrase as the message.
+        let err = read(answer(
+            400,
+            Some("Parameter verification failed."),
+            r#"{"data":null,"errors":{"cores":"type check ('integer') failed - got 'x'\n"}}"#,
+        ))
+        .await
+        .err()
+        .expect("an error");
+        assert_eq!(
+            err.to_string(),
+            "PUT /nodes/pve1/qemu/101/config: bad request: Parameter verification failed: \
+             cores: type check ('integer') failed - got 'x'"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_503_keeps_its_retry_after_header_and_a_body_message_wins() {
+        let err = read(answer(503, None, "<html>busy</html>"))
+            .await
+            .err()
+            .expect("an error");
+        assert_eq!(
+            err.action(),
+            crate::Action::Retry {
+                after: Some(Duration::from_secs(12))
+            }
+        );
+        let err = read(answer(
+            500,
+            Some("short reason"),
+            r#"{"data":null,"message":"VM is locked (backup)\n"}"#,
+        ))
+        .await
+        .err()
+        .expect("an error");
+        assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_success_reads_data_and_total() {
+        let ok = read(answer(
+            200,
+            None,
+            r#"{"data":[{"n":1,"t":"x"}],"total":"7"}"#,
+        ))
+        .await
+        .ok()
+        .expect("data");
+        assert_eq!(ok.total, Some(7));
+        assert!(ok.data.is_array());
+        let err = read(answer(200, None, "not json"))
+            .await
+            .err()
+            .expect("bad body");
+        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    }
+
     #[test]
     fn api_paths_know_their_node() {
         let p = ApiPath::new(["nodes", "pve2", "qemu", "101", "config"]);
