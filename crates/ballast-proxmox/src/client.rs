@@ -807,14 +807,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_success_reads_data_and_total() {
-        let ok = read(answer(
+        let Ok(ok) = read(answer(
             200,
             None,
             r#"{"data":[{"n":1,"t":"x"}],"total":"7"}"#,
         ))
         .await
-        .ok()
-        .expect("data");
+        else {
+            panic!("a success should read");
+        };
         assert_eq!(ok.total, Some(7));
         assert!(ok.data.is_array());
         let err = read(answer(200, None, "not json"))
