@@ -86,9 +86,10 @@ async fn a_guest_in_a_backup_is_locked_and_retryable() {
     pve.control
         .add_vm(170, "backed-up", "pve1", "running", json!({}))
         .await;
-    // A vzdump that runs 60 PVE seconds at 1/20 speed: locked for about 3 s.
+    // A vzdump that runs 600 PVE seconds at 1/20 speed: locked for about 30 s, far longer
+    // than the test.
     pve.control.set_time_scale(0.05).await;
-    pve.control.backup(170, 60.0).await;
+    pve.control.backup(170, 600.0).await;
     let client = token_client(&pve);
     let res = client.cluster_resources().await.expect("resources");
     assert_eq!(
