@@ -102,7 +102,8 @@ impl ProxmoxClient {
 
     // ------------------------------------------------------------------- guest config
 
-    /// `GET /nodes/{node}/qemu/{vmid}/config` (with its digest).
+    /// `GET /nodes/{node}/qemu/{vmid}/config` (with its digest; pending changes applied, see
+    /// [`QemuConfig`]).
     pub async fn qemu_config(&self, node: &str, vmid: u32) -> Result<QemuConfig, Error> {
         let path = guest_path(GuestKind::Qemu, node, vmid, &["config"]);
         let context = format!("GET {path}");
@@ -110,7 +111,7 @@ impl ProxmoxClient {
         QemuConfig::from_map(map).map_err(|message| Error::Decode { context, message })
     }
 
-    /// `GET /nodes/{node}/lxc/{vmid}/config` (with its digest).
+    /// `GET /nodes/{node}/lxc/{vmid}/config` (with its digest; pending changes applied).
     pub async fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig, Error> {
         let path = guest_path(GuestKind::Lxc, node, vmid, &["config"]);
         let context = format!("GET {path}");

@@ -384,8 +384,9 @@ fn memory_mib(raw: &BTreeMap<String, String>) -> Result<Option<u64>, String> {
         .map_err(|e| format!("config key memory: {e}"))
 }
 
-/// `GET /nodes/{node}/qemu/{vmid}/config`: the current config (pending changes are in
-/// [`crate::ProxmoxClient::qemu_pending`]).
+/// `GET /nodes/{node}/qemu/{vmid}/config`. PVE answers it with pending changes applied (what
+/// the next start runs); [`crate::ProxmoxClient::qemu_pending`] says which keys are still
+/// pending. (fakepve answers the current values only.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct QemuConfig {
     /// Pass it back with a change: a change made elsewhere in between is refused as stale.
