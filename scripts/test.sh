@@ -9,6 +9,11 @@ source scripts/lib/peers.sh
 
 ensure_docker_cli
 apt_install busybox-static postgresql openssh-server debootstrap openssl util-linux
+# fakepve (PyPI) for the Proxmox client's tests, in the virtualenv their support uses.
+apt_install python3 python3-venv
+FAKEPVE_VENV="$HOME/.cache/ballast-test/fakepve-venv"
+"$FAKEPVE_VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("fakepve") == "0.5.0"' 2>/dev/null \
+  || { python3 -m venv --clear "$FAKEPVE_VENV" && "$FAKEPVE_VENV/bin/pip" install -q --disable-pip-version-check 'fakepve[crypto]==0.5.0'; }
 # The packaged PostgreSQL and ssh services are not used: the tests start their own servers.
 $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 $SUDO systemctl disable --now ssh >/dev/null 2>&1 || true
