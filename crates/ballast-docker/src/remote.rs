@@ -50,11 +50,26 @@ pub(crate) fn docker_over(opener: StreamOpener) -> Result<Docker, bollard::error
     let client: Client<Connector, Body> = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(IDLE_TIMEOUT)
-        .build(Connector { opener });
+        .build(Connector {
+            opener: opener.clone(),
+        });
     Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             let client = client.clone();
-            async move { client.request(request).await.map_err(transport_error) }
+            let opener = opener.clone();
+            async move {
+                match client.request(request).await {
+                    Ok(response) => Ok(response),
+                    Err(err) if err.is_connect() => Err(transport_error(err)),
+                    // A pooled connection died under the request (its SSH channel went with
+                    // the server): hyper says only "SendRequest". Opening a stream now tells
+                    // why the engine cannot be reached, which is what a user needs to read.
+                    Err(err) => match opener().await {
+                        Err(reason) => Err(bollard::errors::Error::IOError { err: reason }),
+                        Ok(_probe) => Err(transport_error(err)),
+                    },
+                }
+            }
         },
         Some(CLIENT_ADDRESS),
         REQUEST_TIMEOUT_SECS,
