@@ -971,25 +971,17 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 /// A transport error: TLS failures stop, everything else (refused, reset, timeout) is the BMC
 /// not answering, which is retried.
 fn transport(url: &str, error: &reqwest::Error) -> RedfishError {
+    if let Some(reason) = tls_cause(error) {
+        return RedfishError::Tls {
+            url: url.to_string(),
+            reason,
+        };
+    }
+    let mut reasons: Vec<String> = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    let mut reasons = Vec::new();
     while let Some(e) = source {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return RedfishError::Tls {
-                url: url.to_string(),
-                reason: tls.to_string(),
-            };
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-        {
-            return RedfishError::Tls {
-                url: url.to_string(),
-                reason: tls.to_string(),
-            };
-        }
         let text = e.to_string();
-        if reasons.last() != Some(&text) {
+        if !reasons.iter().any(|r| r.contains(&text)) {
             reasons.push(text);
         }
         source = e.source();
@@ -998,6 +990,32 @@ fn transport(url: &str, error: &reqwest::Error) -> RedfishError {
         url: url.to_string(),
         reason: reasons.join(": "),
     }
+}
+
+/// The rustls error somewhere in the chain. `io::Error::source` skips the error it wraps, so
+/// wrapped io errors are opened with `get_ref` (hyper-util wraps tokio-rustls' io error in
+/// another io error).
+fn tls_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![error];
+    let mut seen = 0;
+    while let Some(e) = pending.pop() {
+        seen += 1;
+        if seen > 32 {
+            break;
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            pending.push(inner);
+        }
+        if let Some(next) = e.source() {
+            pending.push(next);
+        }
+    }
+    None
 }
 
 fn base64(input: &[u8]) -> String {
