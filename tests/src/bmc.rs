@@ -402,9 +402,16 @@ impl BmcEmulator {
         });
         let mut bmcs = Vec::new();
         for (index, spec) in specs.into_iter().enumerate() {
-            let listener = runtime
-                .block_on(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            // Bound with std and handed to the emulator's runtime: `start` may be called from
+            // inside a test's runtime, where `block_on` is not allowed.
+            let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .unwrap_or_else(|e| panic!("binding a port for a BMC: {e}"));
+            let listener = {
+                let _enter = runtime.enter();
+                TcpListener::from_std(std_listener)
+                    .unwrap_or_else(|e| panic!("registering a BMC's port: {e}"))
+            };
             let port = listener
                 .local_addr()
                 .unwrap_or_else(|e| panic!("reading the bound port: {e}"))
