@@ -323,8 +323,6 @@ struct State {
     /// When a restart in progress powers the system on again.
     powering_on_at: Option<Instant>,
     versions: HashMap<String, String>,
-    /// Flashed versions that a reset applies.
-    staged: HashMap<String, String>,
     sessions: HashMap<String, Session>,
     session_seq: u64,
     tasks: Vec<Task>,
@@ -429,7 +427,6 @@ impl BmcEmulator {
                     power_on: true,
                     powering_on_at: None,
                     versions,
-                    staged: HashMap::new(),
                     sessions: HashMap::new(),
                     session_seq: 0,
                     tasks: Vec::new(),
@@ -831,10 +828,7 @@ impl Bmc {
                 }
                 (Phase::Running, None) => {
                     // Flashed; the new version shows after the system's next reset, whatever
-                    // the apply time asked (as BIOS updates do).
-                    state
-                        .staged
-                        .insert(task.component.clone(), task.version.clone());
+                    // the apply time asked (as BIOS updates do). The task keeps the version.
                     Phase::AwaitingReset
                 }
                 (Phase::Applying { .. }, _) => {
@@ -843,7 +837,6 @@ impl Bmc {
                             .versions
                             .insert(task.component.clone(), task.version.clone());
                     }
-                    state.staged.remove(&task.component);
                     Phase::Completed
                 }
                 (other, _) => other.clone(),
@@ -1255,7 +1248,7 @@ impl Bmc {
                 state.powering_on_at = None;
             }
             _ => {
-                // A restart: staged firmware is applied while the system comes back.
+                // A restart: flashed firmware is applied while the system comes back.
                 state.power_on = false;
                 state.powering_on_at = Some(now + state.spec.reset_duration);
                 let until = now + state.spec.reset_duration;
@@ -1312,13 +1305,14 @@ impl Bmc {
         response
     }
 
-    fn check_apply_time(body: &Value) -> Result<(), Response<Body>> {
+    /// The error response for an apply time the BMC does not support, if it is one.
+    fn bad_apply_time(body: &Value) -> Option<Response<Body>> {
         match body
             .get("@Redfish.OperationApplyTime")
             .and_then(Value::as_str)
         {
-            None | Some("Immediate") | Some("OnReset") => Ok(()),
-            Some(other) => Err(error_response(
+            None | Some("Immediate") | Some("OnReset") => None,
+            Some(other) => Some(error_response(
                 StatusCode::BAD_REQUEST,
                 "Base.1.8.PropertyValueNotInList",
                 &format!(
@@ -1348,7 +1342,7 @@ impl Bmc {
                 &["TransferProtocol"],
             );
         }
-        if let Err(r) = Self::check_apply_time(body) {
+        if let Some(r) = Self::bad_apply_time(body) {
             return r;
         }
         let file = uri.rsplit('/').next().unwrap_or("");
@@ -1470,7 +1464,7 @@ impl Bmc {
                 &["UpdateFile"],
             );
         };
-        if let Err(r) = Self::check_apply_time(&parameters) {
+        if let Some(r) = Self::bad_apply_time(&parameters) {
             return r;
         }
         let mut state = lock(&self.state);

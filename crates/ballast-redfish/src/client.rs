@@ -1075,7 +1075,19 @@ mod tests {
             )
             .is_err()
         );
-        assert!(!format!("{c:?}").contains("pw\""));
+        let c = BmcConfig::new(
+            "bmc1",
+            None,
+            "root",
+            "calvin-secret",
+            TlsVerify::PublicRoots,
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            debug.contains("Secret(***)") && !debug.contains("calvin-secret"),
+            "{debug}"
+        );
     }
 
     #[test]
