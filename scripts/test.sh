@@ -18,6 +18,13 @@ FAKEPVE_VENV="$HOME/.cache/ballast-test/fakepve-venv"
 $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 $SUDO systemctl disable --now ssh >/dev/null 2>&1 || true
 
+# sushy-tools (the Redfish emulator Ironic tests against) in the venv the Redfish tests use.
+SUSHY_VENV="$HOME/.cache/ballast-test/sushy-tools-venv"
+if [ ! -x "$SUSHY_VENV/bin/sushy-emulator" ]; then
+  echo "==> installing sushy-tools (PyPI) into $SUSHY_VENV"
+  python3 -m venv "$SUSHY_VENV" && "$SUSHY_VENV/bin/pip" install --quiet 'sushy-tools==2.2.0'
+fi
+
 if ! command -v cargo-nextest >/dev/null; then
   echo "==> installing cargo-nextest"
   cargo install --locked cargo-nextest >/dev/null

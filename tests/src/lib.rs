@@ -2,10 +2,12 @@
 //! throwaway host) when they are not already running, and makes test images offline. Nothing
 //! here is used by product code.
 
+pub mod bmc;
 pub mod docker;
 pub mod fakepve;
 pub mod postgres;
 pub mod sshd;
+pub mod sushy;
 pub mod throwaway;
 
 use std::fs::{File, OpenOptions};
