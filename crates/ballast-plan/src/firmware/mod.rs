@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ballast_model::firmware::FirmwarePlanSpec;
 use ballast_redfish::catalog::Catalog;
+pub use ballast_redfish::hostrun::PlanStatus as CampaignStatus;
 use ballast_redfish::hostrun::{Gate, Policy, RunState, RunView, Wait, schedule};
 use ballast_redfish::window::Windows;
 use chrono::{DateTime, Utc};
@@ -123,6 +124,10 @@ fn state_name<S: serde::Serializer>(state: &RunState, s: S) -> Result<S::Ok, S::
     s.serialize_str(state.as_str())
 }
 
+fn status_name<S: serde::Serializer>(status: &CampaignStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
 /// A host started now, with what to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostStart {
@@ -165,33 +170,6 @@ impl HostPlan {
     }
 }
 
-/// Where the campaign stands (the store's plan statuses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CampaignStatus {
-    Pending,
-    AwaitingApproval,
-    WaitingWindow,
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-impl CampaignStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CampaignStatus::Pending => "pending",
-            CampaignStatus::AwaitingApproval => "awaiting_approval",
-            CampaignStatus::WaitingWindow => "waiting_window",
-            CampaignStatus::Running => "running",
-            CampaignStatus::Completed => "completed",
-            CampaignStatus::Failed => "failed",
-            CampaignStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FirmwarePlanResult {
@@ -211,6 +189,7 @@ pub struct FirmwarePlanResult {
     pub moves: Vec<RunMove>,
     /// The hosts started now (their `pending|retrying → running` is in `moves`).
     pub start: Vec<HostStart>,
+    #[serde(serialize_with = "status_name")]
     pub status: CampaignStatus,
     pub window_open: bool,
     /// When the next window opens (now when open; `None`: no windows, or none ahead).

@@ -22,9 +22,9 @@ mod plans;
 mod runs;
 mod sessions;
 
-pub use ballast_redfish::hostrun::{RunState, can_move};
+pub use ballast_redfish::hostrun::{PlanStatus, RunState, can_move};
 pub use hosts::{HostRecord, HostStatus, InventoryEntry};
-pub use plans::{Approval, ArtifactRecord, PlanStatus, PlanTarget, UpdatePlanRecord};
+pub use plans::{Approval, ArtifactRecord, PlanTarget, UpdatePlanRecord};
 pub use runs::{HostRun, Phase, Progress, RunChange, RunCtx, RunId, Timing};
 pub use sessions::{RedfishSession, redfish_session_name};
 

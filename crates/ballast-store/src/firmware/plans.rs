@@ -9,59 +9,13 @@ use sea_orm::{
     QueryOrder, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+use super::PlanStatus;
 use crate::entity::{artifacts, host_runs, plan_targets, update_plans};
 use crate::{Store, StoreError, new_id, now};
 
 const PLANS: &str = "update_plans";
 const TARGETS: &str = "plan_targets";
 const ARTIFACTS: &str = "artifacts";
-
-/// Where a plan stands as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanStatus {
-    /// Nothing started yet.
-    Pending,
-    /// Waiting for `ballast approve` (for this generation).
-    AwaitingApproval,
-    /// Waiting for a maintenance window to open.
-    WaitingWindow,
-    /// Hosts are being updated.
-    Running,
-    /// Every host reports the artifacts' versions.
-    Completed,
-    /// Nothing is left to do, and at least one host failed.
-    Failed,
-    Cancelled,
-}
-
-impl PlanStatus {
-    pub const ALL: [PlanStatus; 7] = [
-        PlanStatus::Pending,
-        PlanStatus::AwaitingApproval,
-        PlanStatus::WaitingWindow,
-        PlanStatus::Running,
-        PlanStatus::Completed,
-        PlanStatus::Failed,
-        PlanStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanStatus::Pending => "pending",
-            PlanStatus::AwaitingApproval => "awaiting_approval",
-            PlanStatus::WaitingWindow => "waiting_window",
-            PlanStatus::Running => "running",
-            PlanStatus::Completed => "completed",
-            PlanStatus::Failed => "failed",
-            PlanStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<PlanStatus> {
-        PlanStatus::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
 
 /// Who approved which generation of a plan, and when.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -82,6 +36,7 @@ pub struct UpdatePlanRecord {
     pub spec_hash: String,
     /// The plan's `policy`, as JSON.
     pub policy: serde_json::Value,
+    #[serde(serialize_with = "status_name")]
     pub status: PlanStatus,
     pub status_message: Option<String>,
     /// The window texts (empty: any time).
@@ -91,6 +46,10 @@ pub struct UpdatePlanRecord {
     pub approval: Option<Approval>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn status_name<S: serde::Serializer>(status: &PlanStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
 }
 
 impl UpdatePlanRecord {
@@ -448,12 +407,10 @@ impl Store {
 
     fn plan_record(&self, row: update_plans::Model) -> Result<UpdatePlanRecord, StoreError> {
         let policy = self.parse_json(PLANS, &format!("plan `{}` policy", row.name), &row.policy)?;
-        let status = PlanStatus::parse(&row.status).ok_or_else(|| {
-            self.corrupt(
-                PLANS,
-                format!("plan `{}`: `{}` is not a plan status", row.name, row.status),
-            )
-        })?;
+        let status: PlanStatus = row
+            .status
+            .parse()
+            .map_err(|e: String| self.corrupt(PLANS, format!("plan `{}`: {e}", row.name)))?;
         let approval = match (row.approved_by, row.approved_at, row.approved_generation) {
             (Some(by), Some(at), Some(generation)) => Some(Approval { by, at, generation }),
             _ => None,
