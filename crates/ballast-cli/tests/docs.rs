@@ -15,18 +15,30 @@ fn repo(rel: &str) -> String {
         .to_string()
 }
 
+/// Examples of kinds that are not registered yet: `ballast validate` cannot read them, so the
+/// model's own tests validate them (`ballast-model`'s `firmware::tests`). Registering a kind
+/// removes its example from here.
+const NOT_YET_REGISTERED: &[&str] = &["firmware-plan.yaml"];
+
 #[test]
 fn sample_manifests_and_every_example_validate() {
     let env = Env::new("docs");
-    for dir in ["manifests", "examples"] {
-        let run = env.ballast(&["validate", "-f", &repo(dir)]);
-        assert_eq!(run.code, 0, "{dir}:\n{run}");
-    }
+    let run = env.ballast(&["validate", "-f", &repo("manifests")]);
+    assert_eq!(run.code, 0, "manifests:\n{run}");
+    // The examples as one set, without the ones `validate` cannot read yet.
+    let examples = tempfile::tempdir().unwrap();
     for file in std::fs::read_dir(repo("examples")).unwrap() {
         let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if NOT_YET_REGISTERED.contains(&name.as_str()) {
+            continue;
+        }
+        std::fs::copy(&path, examples.path().join(&name)).unwrap();
         let run = env.ballast(&["validate", "-f", &path.display().to_string()]);
         assert_eq!(run.code, 0, "{}:\n{run}", path.display());
     }
+    let run = env.ballast(&["validate", "-f", &examples.path().display().to_string()]);
+    assert_eq!(run.code, 0, "examples:\n{run}");
 }
 
 /// Every `spec` field of `kind` in the schema must appear in `example` as a top-level spec key.

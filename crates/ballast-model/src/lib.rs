@@ -6,10 +6,13 @@
 //! value parsers (ports, volumes, memory sizes) and the validators are tested from tables of cases.
 
 pub mod app;
+pub mod bmc;
 mod diagnostic;
+pub mod firmware;
 pub mod limits;
 mod loader;
 mod manifest;
+mod near;
 mod path_at;
 mod scan;
 pub mod schema;

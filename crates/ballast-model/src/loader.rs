@@ -494,7 +494,7 @@ fn follows_from_blank(d: &Diagnostic, blanked: &[String], emptied: &[String]) ->
 /// and the document parsed again, so the value comes back (and is checked further) when the
 /// rest of the document is sound. Returns the value with the text it was parsed from (every
 /// byte where it was in `doc`), and the problems found.
-fn parse_collecting<T: DeserializeOwned>(
+pub(crate) fn parse_collecting<T: DeserializeOwned>(
     ctx: &DocContext,
     doc: &str,
 ) -> (Option<(T, String)>, Vec<Diagnostic>) {

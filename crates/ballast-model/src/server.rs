@@ -1,12 +1,15 @@
 //! The `Server` kind: a machine reached over SSH, optionally prepared (Docker and packages
 //! installed) so that Apps can run on its Docker engine, with an optional BMC for firmware plans.
+//! A Server may also have only a BMC and no SSH `address`: a machine ballast updates firmware on
+//! but never logs into.
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use crate::app::SecretRef;
+pub use crate::bmc::{Bmc, BmcCredentials, BmcFields, BmcTls, BmcTrust, DEFAULT_BMC_PORT};
 
 /// The Docker socket path used when `dockerSocket` is not set.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -29,6 +32,16 @@ fn is_default_port(port: &u16) -> bool {
 fn yes() -> bool {
     true
 }
+/// No SSH address: a BMC-only Server.
+fn no_address() -> Spanned<String> {
+    Spanned::new(String::new(), Location::UNKNOWN, Location::UNKNOWN)
+}
+fn is_no_address(address: &Spanned<String>) -> bool {
+    address.value.is_empty()
+}
+fn is_no_auth(auth: &ServerAuth) -> bool {
+    *auth == ServerAuth::default()
+}
 
 /// A port number, with the same words as an app's ports when it is out of range (serde's own
 /// would be "invalid value ..., expected u16").
@@ -45,7 +58,8 @@ fn deserialize_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServerSpec {
-    /// Host name or IP address.
+    /// Host name or IP address for SSH. Left out for a machine reached only through its `bmc`.
+    #[serde(default = "no_address", skip_serializing_if = "is_no_address")]
     #[schemars(with = "String")]
     pub address: Spanned<String>,
     /// SSH port.
@@ -58,7 +72,9 @@ pub struct ServerSpec {
     /// The user to log in as; anything but root needs password-less sudo for preparation.
     #[serde(default = "default_user")]
     pub user: String,
-    /// How to log in: `key` (with an optional `passphrase`) or `password`.
+    /// How to log in: `key` (with an optional `passphrase`) or `password`. Required with an
+    /// `address`.
+    #[serde(default, skip_serializing_if = "is_no_auth")]
     pub auth: ServerAuth,
     /// The host key's fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`). Without it the
     /// connection is refused, showing the fingerprint to pin, unless `trustOnFirstUse` is set.
@@ -79,13 +95,14 @@ pub struct ServerSpec {
     /// What to install; without it the server is only observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prepare: Option<Prepare>,
-    /// The server's BMC (Redfish), for firmware plans.
+    /// The server's BMC (Redfish), for firmware plans: `address`, `port`, `username`,
+    /// `password`, `tls` and a `vendor` hint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bmc: Option<Bmc>,
 }
 
 /// How ballast logs in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServerAuth {
     /// A private key (OpenSSH or PEM; ed25519, ECDSA or RSA).
@@ -157,35 +174,6 @@ pub struct Prepare {
     pub packages: Vec<Spanned<String>>,
 }
 
-/// A baseboard management controller reached over Redfish.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Bmc {
-    /// `https://10.0.0.20` or a host name.
-    pub address: String,
-    pub credentials: BmcCredentials,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<BmcTls>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct BmcCredentials {
-    pub username: String,
-    pub password: CredentialSource,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct BmcTls {
-    /// Check the BMC's certificate (default true); most BMCs ship self-signed ones.
-    #[serde(default = "yes")]
-    pub verify: bool,
-    /// A CA certificate (PEM file) to verify the BMC with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<String>,
-}
-
 impl ServerSpec {
     /// The names of the secrets this server's credentials refer to.
     pub fn secret_refs(&self) -> impl Iterator<Item = &str> {
@@ -195,6 +183,12 @@ impl ServerSpec {
             .flatten()
             .chain(bmc)
             .filter_map(|c| c.secret_ref.as_ref().map(|r| r.name.as_str()))
+    }
+
+    /// Whether ballast reaches this server over SSH (it has an `address`); a Server with only a
+    /// `bmc` has none.
+    pub fn has_ssh(&self) -> bool {
+        !self.address.value.is_empty()
     }
 
     /// The prepare spec with defaults applied (nothing to install without `prepare`).

@@ -13,7 +13,9 @@ use crate::app::{
 };
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::manifest::{DesiredResource, DesiredSet, Kind, ResourceKey, ResourceSpec};
-use crate::server::{CredentialSource, ServerSpec, host_key_problem, package_name_problem};
+use crate::server::{
+    CredentialSource, ServerAuth, ServerSpec, host_key_problem, package_name_problem,
+};
 
 /// Why a name is not a DNS-1123 label, if it is not.
 pub fn dns1123_problem(name: &str) -> Option<String> {
@@ -436,7 +438,47 @@ fn check_port_conflicts(set: &IndexMap<ResourceKey, DesiredResource>, out: &mut 
 
 fn check_server(resource: &DesiredResource, server: &ServerSpec, out: &mut Vec<Diagnostic>) {
     let address = &server.address;
-    if address.value.trim().is_empty() || address.value.chars().any(char::is_whitespace) {
+    // The address key written at all (a blank one is a mistake, not a BMC-only server).
+    let address_written = address.referenced.line() != 0 || !address.value.is_empty();
+    let auth_given = server.auth != ServerAuth::default();
+    if !address_written && server.bmc.is_some() && !auth_given {
+        // A machine reached only through its BMC: nothing to check for SSH.
+    } else {
+        check_server_ssh(resource, server, address_written, out);
+    }
+    if let Some(bmc) = &server.bmc {
+        let source = |path: &[&str], source: &CredentialSource, out: &mut Vec<Diagnostic>| {
+            check_credential_source(resource, path, source, out)
+        };
+        crate::bmc::check_bmc(&resource.doc, bmc, &source, out);
+    }
+    if let Some(prepare) = &server.prepare {
+        for (i, package) in prepare.packages.iter().enumerate() {
+            if let Some(problem) = package_name_problem(&package.value) {
+                out.push(resource.diagnostic(
+                    &package.referenced,
+                    &format!("spec.prepare.packages[{i}]"),
+                    problem,
+                ));
+            }
+        }
+    }
+}
+
+/// The checks of a server ballast logs into over SSH.
+fn check_server_ssh(
+    resource: &DesiredResource,
+    server: &ServerSpec,
+    address_written: bool,
+    out: &mut Vec<Diagnostic>,
+) {
+    let address = &server.address;
+    if !address_written {
+        out.push(resource.diagnostic_at_path(
+            &["spec"],
+            "missing field `address`; expected the server's host name or IP address (a Server without one needs a `bmc` and no `auth`)",
+        ));
+    } else if address.value.trim().is_empty() || address.value.chars().any(char::is_whitespace) {
         out.push(resource.diagnostic(
             &address.referenced,
             "spec.address",
@@ -475,7 +517,8 @@ fn check_server(resource: &DesiredResource, server: &ServerSpec, out: &mut Vec<D
             &["spec", "auth"],
             "give either `key` or `password`, not both",
         )),
-        (None, None) => out.push(resource.diagnostic_at_path(
+        (None, None) => out.push(crate::near::diag_near(
+            &resource.doc,
             &["spec", "auth"],
             "missing credentials; expected `key: {secretRef: {name: NAME}}` (or `{file: PATH}`) or `password: {secretRef: {name: NAME}}`",
         )),
@@ -494,31 +537,6 @@ fn check_server(resource: &DesiredResource, server: &ServerSpec, out: &mut Vec<D
     ] {
         if let Some(source) = source {
             check_credential_source(resource, &["spec", "auth", field], source, out);
-        }
-    }
-    if let Some(bmc) = &server.bmc {
-        if bmc.address.trim().is_empty() {
-            out.push(resource.diagnostic_at_path(
-                &["spec", "bmc", "address"],
-                "expected the BMC's address, e.g. https://10.0.0.20",
-            ));
-        }
-        check_credential_source(
-            resource,
-            &["spec", "bmc", "credentials", "password"],
-            &bmc.credentials.password,
-            out,
-        );
-    }
-    if let Some(prepare) = &server.prepare {
-        for (i, package) in prepare.packages.iter().enumerate() {
-            if let Some(problem) = package_name_problem(&package.value) {
-                out.push(resource.diagnostic(
-                    &package.referenced,
-                    &format!("spec.prepare.packages[{i}]"),
-                    problem,
-                ));
-            }
         }
     }
 }

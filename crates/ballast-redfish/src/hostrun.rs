@@ -86,6 +86,66 @@ impl FromStr for RunState {
     }
 }
 
+/// Where a campaign stands as a whole (the `update_plans.status` of the store, what the plan
+/// computes from its runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlanStatus {
+    /// Nothing started yet (or runs still to be created).
+    Pending,
+    /// Waiting for an approval of the plan's current generation.
+    AwaitingApproval,
+    /// Waiting for a maintenance window to open.
+    WaitingWindow,
+    /// Hosts are being updated.
+    Running,
+    /// Every host reports the plan's versions.
+    Completed,
+    /// Nothing is left to do, and at least one host failed.
+    Failed,
+    Cancelled,
+}
+
+impl PlanStatus {
+    pub const ALL: [PlanStatus; 7] = [
+        PlanStatus::Pending,
+        PlanStatus::AwaitingApproval,
+        PlanStatus::WaitingWindow,
+        PlanStatus::Running,
+        PlanStatus::Completed,
+        PlanStatus::Failed,
+        PlanStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::AwaitingApproval => "awaiting_approval",
+            PlanStatus::WaitingWindow => "waiting_window",
+            PlanStatus::Running => "running",
+            PlanStatus::Completed => "completed",
+            PlanStatus::Failed => "failed",
+            PlanStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for PlanStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PlanStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PlanStatus, String> {
+        PlanStatus::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a plan status"))
+    }
+}
+
 /// Whether a run may move from `from` to `to`.
 pub fn can_move(from: RunState, to: RunState) -> bool {
     use RunState::*;
@@ -295,6 +355,9 @@ mod tests {
     fn names_round_trip() {
         for s in RunState::ALL {
             assert_eq!(s.as_str().parse::<RunState>(), Ok(s));
+        }
+        for s in PlanStatus::ALL {
+            assert_eq!(s.as_str().parse::<PlanStatus>(), Ok(s));
         }
         assert!(
             "done"

@@ -24,6 +24,7 @@ mod desired;
 pub mod entity;
 mod error;
 mod events;
+pub mod firmware;
 mod holder;
 mod leases;
 mod observed;

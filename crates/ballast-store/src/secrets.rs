@@ -319,6 +319,9 @@ impl Store {
             .map_err(&err)?;
         }
         let credentials = self.rewrap_server_credentials(&txn, &f, at).await?;
+        // Redfish session tokens are sealed with the same key; they are not counted or named
+        // in the audit row: they are short-lived logins, not values a user set.
+        self.rewrap_redfish_sessions(&txn, &f, at).await?;
         store_meta::Entity::update_many()
             .col_expr(store_meta::Column::KeyId, Expr::value(Some(new_key_id)))
             .filter(store_meta::Column::Id.eq(1))

@@ -2,11 +2,16 @@
 //! `migrations/`; these mirror it. Ids are UUID text, JSON columns are TEXT holding serialized
 //! JSON (the same on SQLite and PostgreSQL), timestamps are UTC.
 
+pub mod artifacts;
 pub mod audit_log;
 pub mod containers;
+pub mod host_runs;
+pub mod hosts;
 pub mod leases;
 pub mod observed;
+pub mod plan_targets;
 pub mod preparation_logs;
+pub mod redfish_sessions;
 pub mod resources;
 pub mod secrets;
 pub mod server_credentials;
@@ -16,3 +21,4 @@ pub mod state_snapshots;
 pub mod store_meta;
 pub mod system_events;
 pub mod tasks;
+pub mod update_plans;
