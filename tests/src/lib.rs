@@ -2,6 +2,7 @@
 //! throwaway host) when they are not already running, and makes test images offline. Nothing
 //! here is used by product code.
 
+pub mod compose;
 pub mod docker;
 pub mod fakepve;
 pub mod postgres;

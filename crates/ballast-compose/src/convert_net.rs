@@ -155,13 +155,19 @@ pub(crate) fn ports_volumes_networks(
         Some(Value::Object(map)) if !map.is_empty() => map,
         _ => Map::from_iter([("default".to_string(), Value::Null)]),
     };
+    // Compose's order: the first network (the one the container is created on) is the one of
+    // highest `priority`, then by name.
+    let mut ordered: Vec<(&String, &Value)> = networks.iter().collect();
+    let priority = |v: &Value| v.get("priority").and_then(Value::as_i64).unwrap_or(0);
+    ordered.sort_by(|a, b| priority(b.1).cmp(&priority(a.1)).then(a.0.cmp(b.0)));
     let mut names = Vec::new();
     let mut aliases: Vec<String> = Vec::new();
-    for (key, settings) in &networks {
+    for (key, settings) in ordered {
         names.push(ctx.network_name(key, losses));
         if let Value::Object(settings) = settings {
             for (k, v) in settings {
                 match k.as_str() {
+                    "priority" => {}
                     "aliases" => {
                         for a in v.as_array().into_iter().flatten().filter_map(text) {
                             if !aliases.contains(&a) {

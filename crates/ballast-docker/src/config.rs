@@ -6,8 +6,8 @@ use std::fmt;
 
 use ballast_model::AppSpec;
 use ballast_model::app::fields::{
-    DeviceMapping as DeviceSpec, GpuRequest, NetworkMode, parse_expose, parse_extra_host,
-    parse_memory_swap, parse_size, parse_tmpfs,
+    DeviceMapping as DeviceSpec, GpuRequest, NetworkMode, capability_key, expose_key,
+    parse_extra_host, parse_memory_swap, parse_size, parse_tmpfs,
 };
 use ballast_model::app::{
     PortMapping, RestartPolicy, VolumeMount, VolumeSource, parse_duration, parse_memory,
@@ -131,10 +131,9 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
     }
 
     for entry in &spec.expose {
-        for key in parse_expose(&entry.value)? {
-            if !exposed.contains(&key) {
-                exposed.push(key);
-            }
+        let key = expose_key(&entry.value)?;
+        if !exposed.contains(&key) {
+            exposed.push(key);
         }
     }
 
@@ -316,6 +315,10 @@ fn strings(items: &[ballast_model::Spanned<String>]) -> Option<Vec<String>> {
     (!items.is_empty()).then(|| items.iter().map(|i| i.value.clone()).collect())
 }
 
+fn capabilities(items: &[ballast_model::Spanned<String>]) -> Option<Vec<String>> {
+    (!items.is_empty()).then(|| items.iter().map(|c| capability_key(&c.value)).collect())
+}
+
 /// The host settings of the fields with docker compose's meaning, each as compose sends it.
 fn compose_host_config(spec: &AppSpec) -> Result<HostConfig, String> {
     let mut tmpfs = HashMap::new();
@@ -381,8 +384,8 @@ fn compose_host_config(spec: &AppSpec) -> Result<HostConfig, String> {
         None => None,
     };
     Ok(HostConfig {
-        cap_add: strings(&spec.cap_add),
-        cap_drop: strings(&spec.cap_drop),
+        cap_add: capabilities(&spec.cap_add),
+        cap_drop: capabilities(&spec.cap_drop),
         security_opt: strings(&spec.security_opt),
         readonly_rootfs: spec.read_only.then_some(true),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
@@ -560,7 +563,7 @@ resources: {memory: 64m, memorySwap: 128m}
         assert_eq!(
             body.exposed_ports,
             Some(
-                ["80/tcp", "9000/tcp", "53/udp", "7000/tcp", "7001/tcp"]
+                ["80/tcp", "9000/tcp", "53/udp", "7000-7001/tcp"]
                     .map(String::from)
                     .to_vec()
             )
@@ -569,7 +572,7 @@ resources: {memory: 64m, memorySwap: 128m}
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(endpoints["front"].aliases, Some(vec!["www".to_string()]));
         let host = body.host_config.unwrap();
-        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_string()]));
+        assert_eq!(host.cap_add, Some(vec!["CAP_NET_ADMIN".to_string()]));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(
             host.security_opt,

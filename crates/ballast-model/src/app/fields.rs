@@ -136,6 +136,27 @@ pub fn parse_expose(text: &str) -> Result<Vec<String>, String> {
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
 
+/// The engine's `ExposedPorts` key of an `expose` entry, as compose sends it: the entry with
+/// its protocol (`80/tcp`, `7000-7001/tcp`); a range stays one key, as compose leaves it.
+pub fn expose_key(text: &str) -> Result<String, String> {
+    parse_expose(text)?;
+    Ok(if text.contains('/') {
+        text.to_string()
+    } else {
+        format!("{text}/tcp")
+    })
+}
+
+/// A capability as compose sends it to the engine: upper case with `CAP_` (`ALL` as it is).
+pub fn capability_key(text: &str) -> String {
+    let upper = text.to_ascii_uppercase();
+    if upper == "ALL" || upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    }
+}
+
 /// Security options Docker's engine understands (`--security-opt KEY[=VALUE]`).
 const SECURITY_OPTS: &[&str] = &[
     "label",
