@@ -448,7 +448,12 @@ fn healthcheck(
         return;
     };
     let mut out = Map::new();
-    if hc.remove("disable").and_then(|v| as_bool(&v)) == Some(true) {
+    let disable = hc.remove("disable").and_then(|v| as_bool(&v));
+    if hc.is_empty() && disable != Some(true) {
+        // `disable: false` alone (or nothing): the image's own check, as without the key.
+        return;
+    }
+    if disable == Some(true) {
         out.insert("test".into(), json!(["NONE"]));
         hc.remove("test");
     }

@@ -43,6 +43,23 @@ fn one(
     }
 }
 
+/// A network alias as Docker takes one: compose gives every service its name as an alias,
+/// and service names may hold `_` (`bookstack_db`), which the engine's DNS answers.
+fn alias_problem(alias: &str) -> Result<(), String> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 253
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{alias}` is not a network alias; expected letters, digits, `-`, `_` and `.`"
+        ))
+    }
+}
+
 /// Whether `path` is `base` or below it.
 fn is_under(path: &str, base: &str) -> bool {
     let base = base.trim_end_matches('/');
@@ -86,9 +103,7 @@ pub(crate) fn check_compose_fields(
     each(resource, &app.extra_hosts, "spec.extraHosts", out, |h| {
         parse_extra_host(h).map(|_| ())
     });
-    each(resource, &app.aliases, "spec.aliases", out, |a| {
-        hostname_problem(a, 253).map_or(Ok(()), Err)
-    });
+    each(resource, &app.aliases, "spec.aliases", out, alias_problem);
     each(resource, &app.devices, "spec.devices", out, |d| {
         DeviceMapping::parse(d).map(|_| ())
     });
