@@ -17,7 +17,12 @@ fn property<'a>(root: &'a Value, schema: &'a Value, segment: &str) -> Option<&'a
         candidates.push(target);
     }
     for key in ["anyOf", "oneOf", "allOf"] {
-        for item in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+        for item in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             candidates.push(item);
             if let Some(target) = resolve(item) {
                 candidates.push(target);
@@ -52,13 +57,15 @@ fn every_ballast_field_the_compose_table_names_exists() {
                 None => (&app, field),
             };
             let mut at = root;
-            let found = path.split('.').all(|segment| match property(root, at, segment) {
-                Some(next) => {
-                    at = next;
-                    true
-                }
-                None => false,
-            });
+            let found = path
+                .split('.')
+                .all(|segment| match property(root, at, segment) {
+                    Some(next) => {
+                        at = next;
+                        true
+                    }
+                    None => false,
+                });
             checked += 1;
             if !found {
                 missing.push(format!("{field} (row: {row})"));
