@@ -334,6 +334,39 @@ services:
               capabilities: [gpu, utility]
 "#;
 
+/// Takes both projects down however the test ends: compose's with `down --volumes`,
+/// ballast's networks and volumes by name (its containers go with the `Env`).
+struct Projects<'a> {
+    env: &'a Env,
+    dir: std::path::PathBuf,
+    compose: String,
+    ballast: String,
+}
+
+impl Drop for Projects<'_> {
+    fn drop(&mut self) {
+        let _ = compose(
+            &self.dir,
+            &self.compose,
+            &["compose.yaml"],
+            &["down", "--volumes"],
+        );
+        for container in self.env.containers() {
+            let _ = self.env.docker(&["rm", "-f", &container]);
+        }
+        for kind in ["network", "volume"] {
+            for project in [&self.compose, &self.ballast] {
+                let listed =
+                    self.env
+                        .docker(&[kind, "ls", "-q", "--filter", &format!("name={project}")]);
+                for id in listed.stdout.lines() {
+                    let _ = self.env.docker(&[kind, "rm", id]);
+                }
+            }
+        }
+    }
+}
+
 /// The differential run of one compose file: every service's container compared. `start`
 /// false compares containers created and not started (`compose create`, `state: stopped`).
 fn differential(
@@ -359,6 +392,12 @@ fn differential(
     std::fs::write(dir.join("compose.yaml"), &text).unwrap();
     let compose_project = format!("{}a", env.prefix);
     let ballast_project = format!("{}b", env.prefix);
+    let _projects = Projects {
+        env: &env,
+        dir: dir.clone(),
+        compose: compose_project.clone(),
+        ballast: ballast_project.clone(),
+    };
     let services: Vec<String> = {
         let model: Value = serde_saphyr::from_str(&text).unwrap();
         model["services"]
@@ -511,22 +550,6 @@ fn differential(
                     "{service} file {target}: compose {content:?}, ballast {ours:?}"
                 ));
             }
-        }
-    }
-    // ballast's own leftovers: its networks and volumes of this project.
-    for kind in ["network", "volume"] {
-        let listed = env.docker(&[
-            kind,
-            "ls",
-            "-q",
-            "--filter",
-            &format!("name={ballast_project}"),
-        ]);
-        for container in env.containers() {
-            let _ = env.docker(&["rm", "-f", &container]);
-        }
-        for id in listed.stdout.lines() {
-            let _ = env.docker(&[kind, "rm", id]);
         }
     }
     assert!(
