@@ -313,7 +313,7 @@ pub(crate) fn convert(ctx: &Context<'_>, name: &str, service: &Map<String, Value
     crate::convert_env::environment(ctx, &app_name, &mut svc, &mut out);
     let spec = &mut out.spec;
     let losses = &mut out.losses;
-    crate::convert_net::ports_volumes_networks(ctx, name, &mut svc, spec, losses);
+    crate::convert_net::ports_volumes_networks(ctx, name, &mut svc, spec, losses, &mut out.notes);
     restart(&mut svc, spec, losses);
     if let Some(Value::Object(labels)) = svc.remove("labels") {
         let mut map = Map::new();

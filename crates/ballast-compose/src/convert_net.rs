@@ -101,6 +101,7 @@ pub(crate) fn ports_volumes_networks(
     svc: &mut Map<String, Value>,
     spec: &mut Map<String, Value>,
     losses: &mut Vec<Loss>,
+    notes: &mut Vec<String>,
 ) {
     if let Some(Value::Array(ports)) = svc.remove("ports") {
         let mut out = Vec::new();
@@ -128,7 +129,18 @@ pub(crate) fn ports_volumes_networks(
         let mut tmpfs = Vec::new();
         for volume in &volumes {
             match convert_volume(ctx, volume, losses) {
-                Some(Mount::Volume(v)) => out.push(v),
+                Some(Mount::Volume(v)) => {
+                    // Compose ran on this machine; the app will run on the server.
+                    if let Some(server) = ctx.server
+                        && v.starts_with('/')
+                    {
+                        let source = v.split(':').next().unwrap_or_default();
+                        notes.push(format!(
+                            "the bind mount {source} is a path on server {server}, where the app runs"
+                        ));
+                    }
+                    out.push(v)
+                }
                 Some(Mount::Tmpfs(t)) => tmpfs.push(t),
                 None => {}
             }

@@ -215,6 +215,29 @@ fn build_is_refused_with_its_reason_and_credentials_become_secrets() {
 }
 
 #[test]
+fn apps_for_a_server_name_it_and_say_where_bind_mounts_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    volumes: [\"/srv/www:/usr/share/nginx/html:ro\"]\n",
+    );
+    let imported = import(&ImportOptions {
+        files: vec![d.join("compose.yaml")],
+        server: Some("nas01".into()),
+        out_dir: d.join("out"),
+        ..Default::default()
+    })
+    .unwrap();
+    let web = spec(&imported, "web");
+    assert_eq!(web["server"], "nas01");
+    // The Server is in the user's manifests, not in the import: no loss for it.
+    assert!(imported.is_lossless(), "{:?}", imported.apps[0].losses);
+    assert!(imported.apps[0].notes[0].contains("/srv/www is a path on server nas01"));
+}
+
+#[test]
 fn every_field_in_both_syntaxes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
