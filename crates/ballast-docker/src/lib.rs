@@ -6,6 +6,7 @@
 
 mod config;
 mod error;
+mod files;
 mod remote;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,18 +16,19 @@ use ballast_model::app::{PortMapping, PullPolicy};
 use ballast_plan::app::labels;
 use ballast_plan::{AppStep, Health, ObservedApp};
 use bollard::Docker;
-use bollard::models::{
-    ContainerSummary, EndpointSettings, Network, NetworkConnectRequest, NetworkCreateRequest,
-};
+use bollard::models::{ContainerSummary, Network, NetworkConnectRequest, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio::sync::{Mutex, OnceCell};
 
-pub use config::{ResolvedApp, container_labels, create_body, split_reference};
+pub use config::{
+    ResolvedApp, container_labels, create_body, endpoint, merged_env, split_reference,
+};
 pub use error::{DockerError, StepKind};
+pub use files::files_archive;
 pub use remote::{AsyncStream, StreamOpener};
 
 use error::{is_unreachable, message_of, one_line, status_of};
@@ -479,7 +481,10 @@ impl DockerEngine {
                     log.push(format!("engine warning: {}", one_line(warning)));
                 }
                 let extra: Vec<&str> = app.networks().skip(1).collect();
-                let connected = self.connect_networks(app, &created.id, &extra, log).await;
+                let mut connected = self.connect_networks(app, &created.id, &extra, log).await;
+                if connected.is_ok() {
+                    connected = self.put_files(app, &created.id, log).await;
+                }
                 if connected.is_err() {
                     // Half made: left in place it would look like a finished container of
                     // this spec to the next plan.
@@ -517,7 +522,7 @@ impl DockerEngine {
         for network in networks {
             let request = NetworkConnectRequest {
                 container: container_id.to_string(),
-                endpoint_config: Some(EndpointSettings::default()),
+                endpoint_config: Some(endpoint(app)),
             };
             docker
                 .connect_network(network, request)
@@ -648,7 +653,46 @@ impl DockerEngine {
             .skip(1)
             .filter(|n| !attached.contains(*n))
             .collect();
-        self.connect_networks(app, &id, &missing, log).await
+        self.connect_networks(app, &id, &missing, log).await?;
+        // ... or before its files were written; writing them again gives the same files.
+        self.put_files(app, &id, log).await
+    }
+
+    /// Writes the app's `files` into the created container, before it starts, through the
+    /// engine's archive API (so it works over an SSH tunnel too). The log names the targets
+    /// and sizes, never the content.
+    async fn put_files(
+        &self,
+        app: &ResolvedApp,
+        container_id: &str,
+        log: &mut Vec<String>,
+    ) -> Result<(), DockerError> {
+        let step = StepKind::CreateContainer;
+        let archive = files_archive(&app.spec).map_err(|message| DockerError::InvalidSpec {
+            app: app.name.clone(),
+            message,
+        })?;
+        let Some(archive) = archive else {
+            return Ok(());
+        };
+        let docker = self.client(Some(&app.name), step).await?;
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        docker
+            .upload_to_container(
+                container_id,
+                Some(options),
+                bollard::body_full(hyper::body::Bytes::from(archive)),
+            )
+            .await
+            .map_err(|e| self.error(Some(&app.name), step, e))?;
+        for file in &app.spec.files {
+            let size = file.content.as_ref().map_or(0, |c| c.0.len());
+            log.push(format!(
+                "wrote {} ({size} bytes) into container {}",
+                file.target.value, app.name
+            ));
+        }
+        Ok(())
     }
 
     async fn start_container(
@@ -951,6 +995,7 @@ fn no_such_container(app: &ResolvedApp, step: StepKind) -> DockerError {
 mod tests {
     use super::*;
     use ballast_model::Spanned;
+    use bollard::models::EndpointSettings;
 
     fn spanned(s: &str) -> Spanned<String> {
         Spanned::new(

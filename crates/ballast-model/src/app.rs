@@ -2,6 +2,11 @@
 //! (ports, volumes, restart policies, sizes, durations). The parsers are shared by validation (to
 //! report errors with a location) and by the Docker controller (to build the container).
 
+pub(crate) mod checks;
+pub mod dotenv;
+pub mod fields;
+pub mod sources;
+
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -11,6 +16,9 @@ use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::{Location, Spanned};
+
+pub use fields::{Logging, Ulimit};
+pub use sources::{EnvFile, FileMount};
 
 /// The server name meaning "this machine's Docker engine".
 pub const LOCAL_SERVER: &str = "local";
@@ -100,6 +108,102 @@ pub struct AppSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(with = "Vec<String>")]
     pub depends_on: Vec<Spanned<String>>,
+    // Fields with docker compose's meaning (`ballast import compose` writes them).
+    /// The container's host name (compose `hostname`). Default: the start of its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub hostname: Option<Spanned<String>>,
+    /// The container's NIS domain name (compose `domainname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub domainname: Option<Spanned<String>>,
+    /// Ports the app listens on, not published (`80`, `53/udp`, `8000-8010`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub expose: Vec<Spanned<String>>,
+    /// `KEY=value` files relative to this manifest (compose `env_file`), read when the
+    /// manifests are loaded: editing one recreates the app. `env` wins over them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<sources::EnvFileSchema>")]
+    pub env_file: Vec<EnvFile>,
+    /// Linux capabilities to add (`NET_ADMIN`, `SYS_TIME`, `ALL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub cap_add: Vec<Spanned<String>>,
+    /// Linux capabilities to drop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub cap_drop: Vec<Spanned<String>>,
+    /// `no-new-privileges:true`, `label=disable`, `apparmor=PROFILE`, `seccomp=unconfined`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub security_opt: Vec<Spanned<String>>,
+    /// Mount the root filesystem read-only.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub read_only: bool,
+    /// `bridge`, `host`, `none`, `container:NAME`, or `app:NAME` to share another App's
+    /// network stack (compose `service:NAME`). Not combined with `networks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub network_mode: Option<Spanned<String>>,
+    /// Extra DNS names of the container on each of its `networks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub aliases: Vec<Spanned<String>>,
+    /// tmpfs mounts: `/run`, `/tmp:size=64m,mode=1777`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub tmpfs: Vec<Spanned<String>>,
+    /// DNS servers (IP addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub dns: Vec<Spanned<String>>,
+    /// DNS search domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub dns_search: Vec<Spanned<String>>,
+    /// `/etc/hosts` entries: `NAME:IP` or `NAME=IP` (`host-gateway` for the engine's host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub extra_hosts: Vec<Spanned<String>>,
+    /// Resource limits: `nofile: {soft: 1024, hard: 4096}`, `nproc: 512`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub ulimits: IndexMap<String, Ulimit>,
+    /// Most processes the container may run (-1 or 0: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<i64>")]
+    pub pids_limit: Option<Spanned<i64>>,
+    /// Kernel parameters of the container's namespaces: `net.core.somaxconn: "1024"`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub sysctls: IndexMap<String, String>,
+    /// Log driver and options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+    /// Host devices: `/dev/dri`, `/dev/ttyUSB0:/dev/ttyUSB0:rwm`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub devices: Vec<Spanned<String>>,
+    /// GPUs, as `docker run --gpus`: `all`, a count, or `device=0,1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub gpus: Option<Spanned<String>>,
+    /// Run with every capability and device of the host.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub privileged: bool,
+    /// Size of /dev/shm: `64m`, `1g`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub shm_size: Option<Spanned<String>>,
+    /// Keep standard input open (compose `stdin_open`, `docker run -i`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub stdin_open: bool,
+    /// Allocate a terminal (`docker run -t`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tty: bool,
+    /// Files of the repository written into the container before it starts (compose
+    /// `configs`); their content is part of the spec: editing one recreates the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileMount>,
 }
 
 fn default_server_schema() -> String {
@@ -294,6 +398,10 @@ pub struct Resources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<f64>")]
     pub cpus: Option<Spanned<f64>>,
+    /// Memory and swap together (`1g`), or `-1` for unlimited swap; needs `memory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub memory_swap: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -578,159 +686,4 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_parse_in_every_documented_form() {
-        let cases: &[(&str, Option<&str>, u16, u16, Protocol)] = &[
-            ("8080:80", None, 8080, 80, Protocol::Tcp),
-            (
-                "127.0.0.1:8080:80",
-                Some("127.0.0.1"),
-                8080,
-                80,
-                Protocol::Tcp,
-            ),
-            ("53:53/udp", None, 53, 53, Protocol::Udp),
-            ("[::1]:8443:443/tcp", Some("::1"), 8443, 443, Protocol::Tcp),
-        ];
-        for (text, ip, host, container, protocol) in cases {
-            let parsed = PortMapping::parse(text).unwrap();
-            assert_eq!(
-                parsed.host_ip.map(|i| i.to_string()).as_deref(),
-                *ip,
-                "{text}"
-            );
-            assert_eq!(
-                (parsed.host_port, parsed.container_port, parsed.protocol),
-                (*host, *container, *protocol)
-            );
-        }
-    }
-
-    #[test]
-    fn bad_ports_say_what_was_expected() {
-        let cases = [
-            ("80", "expected `[ip:]host:container"),
-            ("70000:80", "out of range"),
-            ("http:80", "not a number"),
-            ("8080:80/sctp", "unknown protocol `sctp`"),
-            ("localhost:80:80", "not an IP address"),
-            ("0:80", "out of range"),
-            ("1:2:3:4", "expected `[ip:]host:container"),
-        ];
-        for (text, expected) in cases {
-            let err = PortMapping::parse(text).unwrap_err();
-            assert!(err.contains(expected), "{text}: {err}");
-        }
-    }
-
-    #[test]
-    fn volumes_parse_named_and_bind_mounts() {
-        let v = VolumeMount::parse("data:/var/lib/data:ro").unwrap();
-        assert_eq!(v.source, VolumeSource::Named("data".into()));
-        assert!(v.read_only);
-        let v = VolumeMount::parse("/srv/www:/usr/share/www").unwrap();
-        assert_eq!(v.source, VolumeSource::Bind("/srv/www".into()));
-        assert!(!v.read_only);
-        for (bad, expected) in [
-            ("./site:/www", "must be an absolute path"),
-            ("data:relative", "must be absolute"),
-            ("data:/x:rx", "unknown mode `rx`"),
-            ("data", "expected `volume-name"),
-            ("bad name:/x", "not a volume name"),
-        ] {
-            let err = VolumeMount::parse(bad).unwrap_err();
-            assert!(err.contains(expected), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn restart_memory_and_duration_parsers() {
-        assert_eq!(
-            RestartPolicy::parse("on-failure:3").unwrap(),
-            RestartPolicy::OnFailure {
-                max_retries: Some(3)
-            }
-        );
-        assert!(
-            RestartPolicy::parse("sometimes")
-                .unwrap_err()
-                .contains("expected no, always")
-        );
-        assert_eq!(parse_memory("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_memory("2Gi").unwrap(), 2 << 30);
-        assert_eq!(parse_memory("104857600").unwrap(), 100 << 20);
-        assert!(
-            parse_memory("lots")
-                .unwrap_err()
-                .contains("not a memory size")
-        );
-        assert!(parse_memory("1k").unwrap_err().contains("minimum"));
-        assert!(parse_memory("5x").unwrap_err().contains("unknown unit"));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
-    fn stop_signals_and_grace_periods_are_what_docker_accepts() {
-        for ok in [
-            "SIGTERM",
-            "SIGINT",
-            "SIGQUIT",
-            "TERM",
-            "sigusr1",
-            "15",
-            "9",
-            "64",
-            "SIGRTMIN+3",
-            "RTMAX-1",
-        ] {
-            assert_eq!(check_stop_signal(ok), Ok(()), "{ok}");
-        }
-        for bad in ["SIGTERMX", "0", "65", "", "SIG", "RTMIN+16", "-9", "TERM "] {
-            assert!(
-                check_stop_signal(bad)
-                    .unwrap_err()
-                    .contains("is not a signal"),
-                "{bad}"
-            );
-        }
-        assert_eq!(parse_stop_grace_period("10s"), Ok(10));
-        assert_eq!(parse_stop_grace_period("1m30s"), Ok(90));
-        assert_eq!(parse_stop_grace_period("0s"), Ok(0));
-        assert!(
-            parse_stop_grace_period("1500ms")
-                .unwrap_err()
-                .contains("whole number of seconds")
-        );
-        assert!(
-            parse_stop_grace_period("soon")
-                .unwrap_err()
-                .contains("not a duration")
-        );
-        assert!(
-            parse_stop_grace_period("100years")
-                .unwrap_err()
-                .contains("too long")
-        );
-    }
-
-    #[test]
-    fn healthcheck_test_maps_to_docker_form() {
-        let exec = Healthcheck {
-            test: CommandLine::Exec(vec!["wget".into(), "-q".into()]),
-            interval: None,
-            timeout: None,
-            retries: None,
-            start_period: None,
-        };
-        assert_eq!(exec.docker_test(), vec!["CMD", "wget", "-q"]);
-        let shell = Healthcheck {
-            test: CommandLine::Shell("curl -f localhost".into()),
-            ..exec
-        };
-        assert_eq!(shell.docker_test(), vec!["CMD-SHELL", "curl -f localhost"]);
-    }
-}
+mod tests;

@@ -240,6 +240,8 @@ pub fn load_dir(root: &Path) -> Result<crate::DesiredSet, LoadError> {
             Err(problem) => diagnostics.push(problem),
         }
     }
+    // The files Apps take from next to their manifests (`files`, `envFile`) are read here.
+    crate::app::sources::load_sources(&mut resources, &mut diagnostics);
     validate::validate_set(resources, diagnostics).map_err(LoadError::Invalid)
 }
 

@@ -176,6 +176,7 @@ fn check_app(resource: &DesiredResource, app: &AppSpec, out: &mut Vec<Diagnostic
             out.push(resource.diagnostic_at_path(&["spec", field], problem));
         }
     }
+    crate::app::checks::check_compose_fields(resource, app, out);
 }
 
 /// Settings each valid alone that Docker refuses together (or silently drops), refused here at
@@ -288,6 +289,7 @@ pub fn validate_set(
         set.insert(resource.key.clone(), resource);
     }
     check_references(&set, &mut diagnostics);
+    crate::app::checks::check_set(&set, &mut diagnostics);
     check_cycles(&set, &mut diagnostics);
     check_port_conflicts(&set, &mut diagnostics);
     if diagnostics.is_empty() {

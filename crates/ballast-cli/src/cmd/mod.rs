@@ -1,6 +1,7 @@
 //! One function per subcommand. Each returns the exit code it wants; errors are printed at the
 //! edge with their whole chain of causes.
 
+pub mod import;
 mod observe;
 mod plan;
 mod secret;
@@ -69,6 +70,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Events { watch, limit } => show::events(&ctx, watch, limit).await,
         Command::Secret(command) => secret::run(&ctx, command).await,
         Command::Daemon => daemon(&ctx).await,
+        Command::Import(command) => import::run(&ctx, command).await,
     };
     match result {
         Ok(code) => code,
