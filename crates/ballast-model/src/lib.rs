@@ -11,6 +11,7 @@ pub mod limits;
 mod loader;
 mod manifest;
 mod path_at;
+pub mod proxmox;
 mod scan;
 pub mod schema;
 pub mod server;
