@@ -9,7 +9,7 @@ use super::container::ProxmoxContainerSpec;
 use super::guest::{CloneSource, CloneSpec, GuestState};
 use super::values::{
     bridge_problem, cidr_problem, cpu_type_problem, dns_name_problem, ip_problem, mac_problem,
-    net_model_problem, ostemplate_problem, parse_disk_gib, parse_disk_interface, parse_mib,
+    net_model_problem, ostemplate_problem, parse_disk_size, parse_disk_interface, parse_mib,
     ssh_key_problem, storage_problem, vlan_problem, vmid_problem,
 };
 use super::vm::ProxmoxVmSpec;
@@ -145,7 +145,7 @@ pub(crate) fn check_vm(doc: &DocContext, spec: &ProxmoxVmSpec) -> Vec<Diagnostic
             &mut c,
             &disk.size,
             &format!("spec.disks[{i}].size"),
-            parse_disk_gib,
+            parse_disk_size,
         );
     }
     for (i, nic) in spec.network.iter().enumerate() {
@@ -303,12 +303,12 @@ pub(crate) fn check_container(doc: &DocContext, spec: &ProxmoxContainerSpec) -> 
     }
     if let Some(rootfs) = &spec.rootfs {
         c.opt_text(&rootfs.storage, "spec.rootfs.storage", storage_problem);
-        size_checks(&mut c, &rootfs.size, "spec.rootfs.size", parse_disk_gib);
+        size_checks(&mut c, &rootfs.size, "spec.rootfs.size", parse_disk_size);
     }
     for (i, mp) in spec.mount_points.iter().enumerate() {
         let field = format!("spec.mountPoints[{i}]");
         c.opt_text(&mp.storage, &format!("{field}.storage"), storage_problem);
-        size_checks(&mut c, &mp.size, &format!("{field}.size"), parse_disk_gib);
+        size_checks(&mut c, &mp.size, &format!("{field}.size"), parse_disk_size);
         let path = &mp.path.value;
         let why = if !path.starts_with('/') || path == "/" {
             Some(format!(

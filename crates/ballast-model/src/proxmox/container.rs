@@ -113,7 +113,7 @@ pub struct RootFs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub storage: Option<Spanned<String>>,
-    /// Whole GiB; grown, never shrunk.
+    /// `8GiB` (whole MiB); grown, never shrunk.
     #[schemars(with = "String")]
     pub size: Spanned<String>,
 }
@@ -125,7 +125,7 @@ pub struct MountPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub storage: Option<Spanned<String>>,
-    /// Whole GiB; grown, never shrunk.
+    /// `8GiB` (whole MiB); grown, never shrunk.
     #[schemars(with = "String")]
     pub size: Spanned<String>,
     /// Where it is mounted in the container, e.g. /srv/data.

@@ -291,12 +291,12 @@ const CASES: &[(&str, &str, u64, u64, &str, &str)] = &[
         "node `pve3` is not one of allowedNodes (pve1, pve2); the guest is created on `node`, so it",
     ),
     (
-        "v14-disk-not-whole-gib.yaml",
-        "v14-disk-not-whole-gib.yaml",
+        "v14-disk-not-whole-mib.yaml",
+        "v14-disk-not-whole-mib.yaml",
         9,
         13,
         "spec.disks[0].size",
-        "`1536MiB` is not a whole number of GiB (at least 1GiB); Proxmox allocates new disks in GiB",
+        "`1536KiB` is not a whole number of MiB (at least 1MiB); Proxmox sizes disks in MiB",
     ),
     (
         "v15-gateway-with-dhcp.yaml",

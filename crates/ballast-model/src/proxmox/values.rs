@@ -60,15 +60,16 @@ pub fn parse_mib(text: &str, minimum_mib: u64) -> Result<u64, String> {
     Ok(mib)
 }
 
-/// A disk size in GiB: Proxmox allocates a new disk in whole GiB (`local-lvm:32`).
-pub fn parse_disk_gib(text: &str) -> Result<u64, String> {
+/// A disk size in bytes: a whole number of MiB. Proxmox allocates a new disk in GiB
+/// (`local-lvm:32`, or `local-lvm:1.5` for 1536MiB) and grows one to any size.
+pub fn parse_disk_size(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text)?;
-    if bytes == 0 || !bytes.is_multiple_of(GIB) {
+    if bytes == 0 || !bytes.is_multiple_of(MIB) {
         return Err(format!(
-            "`{text}` is not a whole number of GiB (at least 1GiB); Proxmox allocates new disks in GiB"
+            "`{text}` is not a whole number of MiB (at least 1MiB); Proxmox sizes disks in MiB"
         ));
     }
-    Ok(bytes / GIB)
+    Ok(bytes)
 }
 
 /// A size as ballast writes it back (`4GiB`, `1536MiB`): the largest binary unit that divides
@@ -395,8 +396,9 @@ mod tests {
         assert_eq!(parse_mib("2GiB", 16), Ok(2048));
         assert!(parse_mib("8MiB", 16).is_err());
         assert!(parse_mib("1536KiB", 1).is_err());
-        assert_eq!(parse_disk_gib("32G"), Ok(32));
-        assert!(parse_disk_gib("512MiB").is_err());
+        assert_eq!(parse_disk_size("32G"), Ok(32 * GIB));
+        assert_eq!(parse_disk_size("1536MiB"), Ok(1536 * MIB));
+        assert!(parse_disk_size("1536KiB").is_err());
         assert_eq!(format_size(4 * GIB), "4GiB");
         assert_eq!(format_size(1536 * MIB), "1536MiB");
         assert_eq!(format_size(1000), "1000B");

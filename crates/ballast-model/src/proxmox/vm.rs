@@ -125,7 +125,7 @@ pub struct VmDisk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub storage: Option<Spanned<String>>,
-    /// Whole GiB: `32GiB`. A larger size grows the disk; a smaller one is refused.
+    /// `32GiB` (whole MiB). A larger size grows the disk; a smaller one is refused.
     #[schemars(with = "String")]
     pub size: Spanned<String>,
     /// Pass TRIM/discard to the storage.
