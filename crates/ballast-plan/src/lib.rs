@@ -3,6 +3,7 @@
 //! `apply` share one code path and every rule is tested from tables of cases.
 
 pub mod app;
+pub mod proxmox;
 pub mod render;
 pub mod server;
 

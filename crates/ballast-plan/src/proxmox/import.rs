@@ -1,0 +1,1 @@
+//! Import: the manifest `ballast import proxmox` prints for an existing guest.
