@@ -93,7 +93,8 @@ fn a_vm_in_sync_is_a_no_op_whatever_the_spelling() {
     let row = base_row("running");
     let rec = recorded(120, Some(&row));
     // Each case spells a value as Proxmox does; none of them is a change.
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    type Case = (&'static str, String, Vec<(&'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
         ("as read", BASE.into(), vec![]),
         (
             "tags in another order and case",
@@ -692,11 +693,8 @@ fn a_config_read_is_needed_only_when_something_moved() {
         f(&mut r, &mut c);
         needs_config_vm(&desired, &r, Some(&c))
     };
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&mut GuestResource, &mut RecordedGuest)>,
-        &str,
-    )> = vec![
+    type Change = Box<dyn Fn(&mut GuestResource, &mut RecordedGuest)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
         (
             "stopped by hand",
             Box::new(|r, _| r.status = Some("stopped".into())),
