@@ -5,8 +5,11 @@
 pub mod audit_log;
 pub mod containers;
 pub mod leases;
+pub mod lxc_containers;
 pub mod observed;
 pub mod preparation_logs;
+pub mod proxmox_nodes;
+pub mod proxmox_storage;
 pub mod resources;
 pub mod secrets;
 pub mod server_credentials;
@@ -16,3 +19,4 @@ pub mod state_snapshots;
 pub mod store_meta;
 pub mod system_events;
 pub mod tasks;
+pub mod vms;
