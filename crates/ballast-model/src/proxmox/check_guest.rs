@@ -9,7 +9,7 @@ use super::container::ProxmoxContainerSpec;
 use super::guest::{CloneSource, CloneSpec, GuestState};
 use super::values::{
     bridge_problem, cidr_problem, cpu_type_problem, dns_name_problem, ip_problem, mac_problem,
-    net_model_problem, ostemplate_problem, parse_disk_size, parse_disk_interface, parse_mib,
+    net_model_problem, ostemplate_problem, parse_disk_interface, parse_disk_size, parse_mib,
     ssh_key_problem, storage_problem, vlan_problem, vmid_problem,
 };
 use super::vm::ProxmoxVmSpec;
