@@ -22,9 +22,11 @@
 //! - **No perpetual diffs**: tags as a sorted lower-case set, sizes as bytes, absent keys as
 //!   Proxmox's defaults, booleans as values; a config is read with pending changes applied.
 
+mod cloud_init;
 mod compare;
 mod container;
 pub mod import;
+mod kinds;
 mod lifecycle;
 mod steps;
 mod vm;
