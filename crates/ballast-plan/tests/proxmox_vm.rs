@@ -549,3 +549,60 @@ fn a_replace_says_why_and_never_touches_a_protected_vm() {
         "{err}"
     );
 }
+
+#[test]
+fn a_locked_vm_is_planned_and_said_to_wait_and_a_clone_disk_needs_a_storage() {
+    let mut row = base_row("running");
+    let rec = recorded(120, Some(&row));
+    row.lock = Some("backup".into());
+    let cfg = with(&[]);
+    let p = ok(plan(
+        &BASE.replace("cores: 2", "cores: 3"),
+        Some(&rec),
+        std::slice::from_ref(&row),
+        Some(&cfg),
+    ));
+    assert_eq!(p.action, Action::Update);
+    assert!(
+        p.notes.iter().any(|n| n.contains("locked (backup)")),
+        "{:?}",
+        p.notes
+    );
+    // A disk a cloned VM lacks, with no storage anywhere: refused, not sent as `:32`.
+    let spec = vm(&format!(
+        "{BASE}clone: {{from: 9000}}
+"
+    )
+    .replace(
+        "  - {interface: scsi0, size: 32GiB}\n",
+        "  - {interface: scsi0, size: 32GiB}\n  - {interface: scsi1, size: 8GiB}\n",
+    ));
+    let no_storage = ballast_model::proxmox::GuestDefaults {
+        storage: None,
+        ..defaults()
+    };
+    let secrets = no_secrets();
+    let desired = Desired {
+        name: "web1",
+        spec: &spec,
+        defaults: &no_storage,
+        hash: "h",
+        secret_versions: &secrets,
+    };
+    let rows = [base_row("running")];
+    let err = plan_vm(
+        Some(&desired),
+        Some(&rec),
+        &Observed {
+            guests: &rows,
+            config: Some(&cfg),
+            clone_source: None,
+        },
+        false,
+    )
+    .expect_err("no storage");
+    assert!(
+        err.to_string().contains("no storage to make it on"),
+        "{err}"
+    );
+}

@@ -655,6 +655,11 @@ fn plan_update<K: Kind>(
         }
     }
     plan.notes.extend(compared.notes.iter().cloned());
+    if let Some(lock) = row.lock.as_ref().filter(|_| !steps.is_empty()) {
+        plan.notes.push(format!(
+            "it is locked ({lock}); its steps are retried until the lock is released"
+        ));
+    }
     if steps.is_empty() {
         return Ok(plan);
     }

@@ -366,6 +366,14 @@ fn compare_disks(d: &DesiredVm<'_>, cfg: &BTreeMap<String, String>, c: &mut Comp
         let path = format!("disks[{i}]");
         let Some(value) = cfg.get(key) else {
             let storage = storage_of(d, disk.storage.as_ref().map(|s| s.value.as_str()));
+            if storage.is_empty() {
+                // Validation asks for one only when the VM is not cloned: the clone's own
+                // disks need none, a disk it lacks does.
+                c.refusals.push(format!(
+                    "{path}: {key} is not on the VM, and there is no storage to make it on (set its `storage`, or the cluster's defaults.storage)"
+                ));
+                continue;
+            }
             // IDE is not hot-pluggable; the other buses are (Proxmox's default `hotplug`).
             let apply = if key.starts_with("ide") {
                 Apply::NextBoot
