@@ -541,6 +541,19 @@ fn a_replace_says_why_and_never_touches_a_protected_vm() {
         "{:?}",
         p.reasons
     );
+    // A new vmid another guest has: refused before anything is deleted.
+    let taken = [row.clone(), qemu_row(121, "pve2", "db", "running")];
+    let err = plan(
+        &BASE.replace("vmid: 120", "vmid: 121"),
+        Some(&rec),
+        &taken,
+        Some(&with(&[])),
+    )
+    .expect_err("taken");
+    assert!(
+        err.to_string().contains("vmid 121 is taken by the VM `db`"),
+        "{err}"
+    );
     // Adopting a guest that would need a replace is refused.
     let err = plan(BASE, None, std::slice::from_ref(&row), Some(&template)).expect_err("adopt");
     assert!(

@@ -529,6 +529,19 @@ fn plan_replace<K: Kind>(
     }
     let mut notes = Vec::new();
     let vmid = K::vmid(d.spec).unwrap_or(row.vmid);
+    if let Some(other) = observed
+        .guests
+        .iter()
+        .find(|g| g.vmid == vmid && g.vmid != row.vmid)
+    {
+        return Err(PlanError::Refused(vec![format!(
+            "vmid {} must be replaced by vmid {vmid} ({why}), but vmid {vmid} is taken by the {} `{}` on {}",
+            row.vmid,
+            kind_word(other.kind),
+            other.name.as_deref().unwrap_or("?"),
+            other.node
+        )]));
+    }
     let mut steps = Vec::new();
     if status_of(row) == "running" {
         steps.push(GuestStep::Power {
