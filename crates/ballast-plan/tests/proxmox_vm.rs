@@ -54,6 +54,11 @@ fn a_vm_in_sync_is_a_no_op_whatever_the_spelling() {
             vec![("net0", "virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1")],
         ),
         (
+            "guest agent settings: not the plan's, and never waited on",
+            BASE.into(),
+            vec![("agent", "enabled=1,fstrim_cloned_disks=1")],
+        ),
+        (
             "a MAC in lower case",
             BASE.replace(
                 "{bridge: vmbr0}",
