@@ -214,8 +214,10 @@ pub(crate) fn ssh_key_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// What a secret parameter is set from, with the secret's version: a new version is a change.
-pub(crate) fn secret_token(
+/// What a secret parameter is set from, with the secret's version (`secret:NAME#3`): what the
+/// controller records in `RecordedGuest::secret_versions` after setting it; a new version is a
+/// change.
+pub fn secret_token(
     source: &ballast_model::server::CredentialSource,
     versions: &BTreeMap<String, String>,
 ) -> String {

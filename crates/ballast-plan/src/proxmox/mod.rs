@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Action;
 
-pub use compare::{Apply, FieldChange};
+pub use compare::{Apply, FieldChange, secret_token};
 pub use lifecycle::{needs_config_container, needs_config_vm, plan_container, plan_vm};
 pub use steps::{
     GuestStep, GuestTarget, Power, SHUTDOWN_TIMEOUT_SECS, SecretParam, assign_vmid, needs_vmid,
