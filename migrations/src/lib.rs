@@ -12,6 +12,7 @@ mod m20250601_000001_initial;
 mod m20250602_000002_leases_events;
 mod m20251122_000003_servers;
 mod m20261130_000004_owners_key_id;
+mod m20261201_000006_proxmox;
 mod m20261201_000007_firmware;
 
 /// All migrations of the store, oldest first.
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250602_000002_leases_events::Migration),
             Box::new(m20251122_000003_servers::Migration),
             Box::new(m20261130_000004_owners_key_id::Migration),
+            Box::new(m20261201_000006_proxmox::Migration),
             Box::new(m20261201_000007_firmware::Migration),
         ]
     }

@@ -14,6 +14,7 @@ mod loader;
 mod manifest;
 mod near;
 mod path_at;
+pub mod proxmox;
 mod scan;
 pub mod schema;
 pub mod server;

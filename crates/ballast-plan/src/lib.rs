@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod firmware;
+pub mod proxmox;
 pub mod render;
 pub mod server;
 

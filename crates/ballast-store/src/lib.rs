@@ -28,6 +28,8 @@ pub mod firmware;
 mod holder;
 mod leases;
 mod observed;
+mod proxmox;
+mod proxmox_guests;
 mod secrets;
 mod servers;
 mod tasks;
@@ -54,6 +56,10 @@ pub use events::{EventFilter, EventRow, NewEvent, Severity};
 pub use holder::{Holder, Liveness};
 pub use leases::{LeaseRow, LeaseTake};
 pub use observed::{ChangeType, ObservedRow, SnapshotRow};
+pub use proxmox::{ProxmoxNode, ProxmoxStorage};
+pub use proxmox_guests::{
+    GuestApplied, GuestClaim, GuestObservation, GuestOwnership, GuestRecord, ProxmoxGuestKind,
+};
 pub use secrets::{SealedRef, SecretInfo, StoredSecret};
 pub use servers::{
     Preparation, PreparationId, PreparationStep, ServerCredential, ServerRecord, StepId,
@@ -115,6 +121,7 @@ enum Area {
     Secrets = 0x6261_0007,
     Leases = 0x6261_0008,
     Events = 0x6261_0009,
+    Proxmox = 0x6261_000A,
 }
 
 /// A connection to the ballast database.
