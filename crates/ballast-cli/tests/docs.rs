@@ -38,12 +38,30 @@ fn sample_manifests_and_every_example_validate() {
         if NOT_YET_REGISTERED.contains(&name.as_str()) {
             continue;
         }
+        // `app/` holds the files `app.yaml` delivers into its container.
+        if path.is_dir() {
+            copy_dir(&path, &examples.path().join(&name));
+            continue;
+        }
         std::fs::copy(&path, examples.path().join(&name)).unwrap();
         let run = env.ballast(&["validate", "-f", &path.display().to_string()]);
         assert_eq!(run.code, 0, "{}:\n{run}", path.display());
     }
     let run = env.ballast(&["validate", "-f", &examples.path().display().to_string()]);
     assert_eq!(run.code, 0, "examples:\n{run}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 /// Every `spec` field of `kind` in the schema must appear in `example` as a top-level spec key.
